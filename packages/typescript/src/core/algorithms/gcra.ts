@@ -1,0 +1,43 @@
+// GCRA: one theoretical arrival time per key; admits what a token bucket of equal rate and burst admits.
+// State [blocked_until, tat]. Times are compared with a slack of at most 1 µs (spec/README.md says why).
+import { type AlgorithmImpl, costExceedsCapacity, EPS } from './kernel.js'
+
+export const gcra: AlgorithmImpl = {
+  name: 'gcra',
+  code: 'gcra',
+  windowed: false,
+  size: () => 2,
+  init(s, o, now) {
+    s[o] = 0
+    s[o + 1] = now
+  },
+  step(s, o, now, cost, rule, out) {
+    const T = rule.emission
+    const tau = rule.tau
+    const S = rule.gcraSlack
+    const tat = s[o + 1] as number
+    const base = tat > now ? tat : now
+    if (cost > rule.burst) return costExceedsCapacity(out, rule, left(base, now, tau, T, S), Math.ceil(base))
+    const newTat = base + cost * T
+    if (newTat - now - tau <= S) {
+      s[o + 1] = newTat
+      out.allowed = true
+      out.reason = undefined
+      out.retryAfterMs = 0
+      out.remaining = left(newTat, now, tau, T, S)
+      out.resetAtMs = Math.ceil(newTat)
+    } else {
+      out.allowed = false
+      out.reason = 'limit'
+      out.retryAfterMs = Math.ceil(newTat - tau - now)
+      out.remaining = left(base, now, tau, T, S)
+      out.resetAtMs = Math.ceil(base)
+    }
+    out.delayMs = 0
+  },
+}
+
+/** Whole units left when the theoretical arrival time is `t`. */
+function left(t: number, now: number, tau: number, T: number, S: number): number {
+  return Math.max(0, Math.floor((tau - (t - now) + S) / T))
+}

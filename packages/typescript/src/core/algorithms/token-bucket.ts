@@ -1,0 +1,45 @@
+// Token bucket: capacity `burst`, continuous refill of `limit / window`. State [blocked_until, tokens, last_ms].
+import { type AlgorithmImpl, costExceedsCapacity, EPS } from './kernel.js'
+
+export const tokenBucket: AlgorithmImpl = {
+  name: 'token_bucket',
+  code: 'tb',
+  windowed: false,
+  size: () => 3,
+  init(s, o, now, rule) {
+    s[o] = 0
+    s[o + 1] = rule.burst
+    s[o + 2] = now
+  },
+  step(s, o, now, cost, rule, out) {
+    const B = rule.burst
+    const r = rule.rate
+    let tokens = s[o + 1] as number
+    const last = s[o + 2] as number
+    if (now > last) {
+      tokens = Math.min(B, tokens + (now - last) * r)
+      s[o + 1] = tokens
+      s[o + 2] = now
+    }
+    if (cost > B) return costExceedsCapacity(out, rule, Math.floor(tokens + EPS), fullAt(tokens, B, r, now))
+    if (tokens + EPS >= cost) {
+      tokens = Math.max(0, tokens - cost)
+      s[o + 1] = tokens
+      out.allowed = true
+      out.reason = undefined
+      out.retryAfterMs = 0
+    } else {
+      out.allowed = false
+      out.reason = 'limit'
+      out.retryAfterMs = Math.ceil((cost - tokens) / r)
+    }
+    out.remaining = Math.floor(tokens + EPS)
+    out.resetAtMs = fullAt(tokens, B, r, now)
+    out.delayMs = 0
+  },
+}
+
+/** When the bucket is full again. */
+function fullAt(tokens: number, B: number, r: number, now: number): number {
+  return tokens >= B ? now : now + Math.ceil((B - tokens) / r)
+}

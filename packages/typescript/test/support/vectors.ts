@@ -1,0 +1,57 @@
+// Loads the language-neutral conformance vectors from spec/vectors.
+import { readdirSync, readFileSync } from 'node:fs'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { AlgorithmName, Policy } from '../../src/index.js'
+
+export const SPEC_DIR = join(dirname(fileURLToPath(import.meta.url)), '../../../../spec')
+
+export interface VectorExpect {
+  allowed: boolean
+  remaining: number
+  reset_at_ms: number
+  retry_after_ms: number
+  reason: string | null
+  delay_ms: number
+  state?: number[]
+}
+export interface VectorStep {
+  t: number
+  cost?: number
+  peek?: boolean
+  expect: VectorExpect
+}
+export interface VectorCase {
+  name: string
+  description?: string
+  policy: { limit: number; window: number; burst?: number; block_duration?: number; precision?: number; shaping?: boolean }
+  steps: VectorStep[]
+}
+export interface VectorFile {
+  algorithm: AlgorithmName
+  cases: VectorCase[]
+}
+
+export function loadVectors(): VectorFile[] {
+  const dir = join(SPEC_DIR, 'vectors')
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort()
+    .map((f) => JSON.parse(readFileSync(join(dir, f), 'utf8')) as VectorFile)
+}
+
+/** The vector's policy as a Halt policy. */
+export function toPolicy(algorithm: AlgorithmName, c: VectorCase): Policy {
+  const p = c.policy
+  return {
+    name: 'vector',
+    algorithm,
+    limit: p.limit,
+    window: p.window,
+    ...(p.burst !== undefined && { burst: p.burst }),
+    ...(p.block_duration !== undefined && { blockDuration: p.block_duration }),
+    ...(p.precision !== undefined && { precision: p.precision }),
+    ...(p.shaping !== undefined && { leakyMode: p.shaping ? 'shaping' : 'meter' }),
+    cost: 0,
+  }
+}

@@ -1,0 +1,11 @@
+// Test runner configuration: unit tests (fake clock, no I/O) and integration tests (real servers).
+import { defineConfig } from 'vitest/config'
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    reporters: ['default'],
+  },
+})
