@@ -47,7 +47,10 @@ const factories = {
     ALGORITHMS.map((algorithm) => [
       `halt ${algorithm}`,
       () => {
-        const l = new RateLimiter({ store: new InMemoryStore({ sweepInterval: 0, maxKeys: 2 * KEYS }), policy: { name: 'b', limit: LIMIT, window: WINDOW_S, algorithm } })
+        const l = new RateLimiter({
+          store: new InMemoryStore({ sweepInterval: 0, maxKeys: 2 * KEYS }),
+          policy: { name: 'b', limit: LIMIT, window: WINDOW_S, algorithm },
+        })
         return { sync: true, check: (key) => l.check(key) }
       },
     ]),
@@ -121,9 +124,7 @@ const rows = names.map((name) => [
   fmtRate(distinct.get(name).again),
   `${bytes.get(name).toFixed(0)} B`,
 ])
-console.log(
-  table(['contender', '1 hot key', 'vs bare Map', 'vs rate-limiter-flexible', '1M keys, first touch', '1M keys, again', 'heap per key at 1M'], rows),
-)
+console.log(table(['contender', '1 hot key', 'vs bare Map', 'vs rate-limiter-flexible', '1M keys, first touch', '1M keys, again', 'heap per key at 1M'], rows))
 
 const tb = hot.get('halt token_bucket')
 const checks = [
@@ -136,4 +137,9 @@ const checks = [
   ],
   [`token bucket <= 150 B per key at 1M keys`, bytes.get('halt token_bucket') <= 150, `${bytes.get('halt token_bucket').toFixed(0)} B`],
 ]
-console.log(`\n${table(['target', 'met', 'measured'], checks.map(([t, ok, m]) => [t, ok ? 'yes' : 'NO', m]))}`)
+console.log(
+  `\n${table(
+    ['target', 'met', 'measured'],
+    checks.map(([t, ok, m]) => [t, ok ? 'yes' : 'NO', m]),
+  )}`,
+)

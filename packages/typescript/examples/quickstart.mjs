@@ -1,5 +1,5 @@
 // Quickstart: one limiter on the in-memory store, a burst of calls, the decisions they get.
-import { InMemoryStore, presets, RateLimiter, RateLimitExceeded } from 'halt'
+import { InMemoryStore, presets, RateLimitExceeded, RateLimiter } from 'halt'
 
 const limiter = new RateLimiter({ store: new InMemoryStore(), policy: { ...presets.STRICT_API, burst: 5, limit: 5, window: 10 } })
 
@@ -11,7 +11,10 @@ for (let i = 1; i <= 7; i++) {
 }
 
 // The same limiter guarding a function:
-const sendEmail = limiter.wrap((to) => `sent to ${to}`, (to) => `email:${to}`)
+const sendEmail = limiter.wrap(
+  (to) => `sent to ${to}`,
+  (to) => `email:${to}`,
+)
 try {
   for (let i = 0; i < 6; i++) sendEmail('ada@example.com')
 } catch (e) {

@@ -2,6 +2,7 @@
 
 import { InMemoryStore } from '../stores/memory.js'
 import { HaltConfigError, RateLimitExceeded } from './errors.js'
+import { Circuit, type FailoverOptions, type OnStoreError, validateFailover, withTimeout } from './failover.js'
 import { compilePolicy, type Rule } from './policy.js'
 import type { MaybePromise, Store, SyncStore } from './store.js'
 import type { AlgorithmName, Decision, Outcome, Policy } from './types.js'
@@ -14,14 +15,27 @@ export interface DecisionEvent {
   key: string
   cost: number
   decision: Decision
+  /** Set when the store failed and the decision came from the failure policy. */
+  storeError?: OnStoreError
+}
+
+/** A store call that failed or timed out. */
+export interface StoreErrorEvent {
+  error: unknown
+  key: string
+  policy: string
+  operation: 'check' | 'peek'
+  /** What the limiter did instead. */
+  action: OnStoreError
 }
 
 /** Hooks a limiter calls; every one optional. The telemetry issue adds exporters. */
 export interface Telemetry {
   onDecision?(event: DecisionEvent): void
+  onStoreError?(event: StoreErrorEvent): void
 }
 
-export interface RateLimiterOptions<S extends Store = Store> {
+export interface RateLimiterOptions<S extends Store = Store> extends FailoverOptions {
   /** Where state lives. Default: a new `InMemoryStore`. */
   store?: S
   policy: Policy
@@ -58,6 +72,9 @@ export class RateLimiter<S extends Store = InMemoryStore> {
   private readonly clock: Clock
   private readonly telemetry: Telemetry | undefined
   private readonly overrides = new Map<string, Rule>()
+  private readonly failover: Required<FailoverOptions>
+  private readonly circuit: Circuit
+  private fallbackStore: InMemoryStore | undefined
   private allowedCount = 0
   private blockedCount = 0
 
@@ -78,6 +95,13 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     }
     this.clock = options.clock ?? Date.now
     this.telemetry = options.telemetry
+    this.failover = validateFailover(options)
+    this.circuit = new Circuit(this.failover.retryStoreAfter)
+  }
+
+  /** True while the store is considered down (calls take the failure policy). */
+  get storeDown(): boolean {
+    return this.circuit.isOpen
   }
 
   /** The policy as given (after defaults are applied by validation). */
@@ -92,9 +116,9 @@ export class RateLimiter<S extends Store = InMemoryStore> {
   check(key: string, options?: CheckOptions): MaybePromise<S, Decision> {
     const rule = options?.algorithm === undefined ? this.rule : this.override(options.algorithm)
     const cost = options?.cost === undefined ? rule.cost : checkedCost(options.cost)
-    const r = this.store.consume(rule.ns, key, rule, this.clock(), cost)
-    if (this.store.synchronous) return this.finish(key, cost, rule, r as Outcome) as MaybePromise<S, Decision>
-    return Promise.resolve(r).then((o) => this.finish(key, cost, rule, o)) as MaybePromise<S, Decision>
+    const now = this.clock()
+    if (this.store.synchronous) return this.finish(key, cost, rule, this.store.consume(rule.ns, key, rule, now, cost) as Outcome) as MaybePromise<S, Decision>
+    return this.remote(key, rule, now, cost, 'check') as MaybePromise<S, Decision>
   }
 
   /** `check()` reduced to a boolean. */
@@ -106,9 +130,9 @@ export class RateLimiter<S extends Store = InMemoryStore> {
   /** What `check()` would say for a request of cost 0, without consuming anything. */
   peek(key: string, options?: Pick<CheckOptions, 'algorithm'>): MaybePromise<S, Decision> {
     const rule = options?.algorithm === undefined ? this.rule : this.override(options.algorithm)
-    const r = this.store.peek(rule.ns, key, rule, this.clock())
-    if (this.store.synchronous) return toDecision(rule, r as Outcome) as MaybePromise<S, Decision>
-    return Promise.resolve(r).then((o) => toDecision(rule, o)) as MaybePromise<S, Decision>
+    const now = this.clock()
+    if (this.store.synchronous) return toDecision(rule, this.store.peek(rule.ns, key, rule, now) as Outcome) as MaybePromise<S, Decision>
+    return this.remote(key, rule, now, 0, 'peek') as MaybePromise<S, Decision>
   }
 
   /** Forget `key`'s state under this policy (every algorithm used with it). */
@@ -168,12 +192,56 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     }) as (...args: A) => S extends SyncStore ? R : Promise<Awaited<R>>
   }
 
-  private finish(key: string, cost: number, rule: Rule, o: Outcome): Decision {
-    const d = toDecision(rule, o)
+  private finish(key: string, cost: number, rule: Rule, o: Outcome, storeError?: OnStoreError): Decision {
+    return this.record(key, cost, toDecision(rule, o), storeError)
+  }
+
+  /** Count a decision and tell telemetry. */
+  private record(key: string, cost: number, d: Decision, storeError?: OnStoreError): Decision {
     if (d.allowed) this.allowedCount++
     else this.blockedCount++
-    this.telemetry?.onDecision?.({ key, cost, decision: d })
+    if (storeError !== undefined) this.telemetry?.onDecision?.({ key, cost, decision: d, storeError })
+    else this.telemetry?.onDecision?.({ key, cost, decision: d })
     return d
+  }
+
+  /** A call to an asynchronous store, under the timeout, the circuit breaker and the failure policy. */
+  private async remote(key: string, rule: Rule, now: number, cost: number, operation: 'check' | 'peek'): Promise<Decision> {
+    if (this.circuit.allows(now)) {
+      try {
+        const call = operation === 'check' ? this.store.consume(rule.ns, key, rule, now, cost) : this.store.peek(rule.ns, key, rule, now)
+        const o = await withTimeout(call, this.failover.timeout)
+        this.circuit.success()
+        return operation === 'check' ? this.finish(key, cost, rule, o) : toDecision(rule, o)
+      } catch (error) {
+        this.circuit.failure(this.clock())
+        this.telemetry?.onStoreError?.({ error, key, policy: rule.name, operation, action: this.failover.onStoreError })
+      }
+    }
+    return this.degraded(key, rule, now, cost, operation)
+  }
+
+  /** The decision while the store is down, as `onStoreError` says. */
+  private degraded(key: string, rule: Rule, now: number, cost: number, operation: 'check' | 'peek'): Decision {
+    const mode = this.failover.onStoreError
+    if (mode === 'fallback') {
+      this.fallbackStore ??= new InMemoryStore()
+      const o = operation === 'check' ? this.fallbackStore.consume(rule.ns, key, rule, now, cost) : this.fallbackStore.peek(rule.ns, key, rule, now)
+      return operation === 'check' ? this.finish(key, cost, rule, o, mode) : toDecision(rule, o)
+    }
+    const allowed = mode === 'open'
+    const o: Outcome = {
+      allowed,
+      remaining: allowed ? Math.floor(rule.capacity) : 0,
+      resetAtMs: now + rule.windowMs,
+      retryAfterMs: allowed ? 0 : Math.max(1000, this.failover.retryStoreAfter),
+      reason: undefined,
+      delayMs: 0,
+      expiresAtMs: now,
+    }
+    const d = toDecision(rule, o)
+    d.reason = 'store_error'
+    return operation === 'check' ? this.record(key, cost, d, mode) : d
   }
 
   private override(name: AlgorithmName): Rule {

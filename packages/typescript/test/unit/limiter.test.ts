@@ -8,8 +8,8 @@ import {
   KeyStrategy,
   type Policy,
   presets,
-  RateLimiter,
   RateLimitExceeded,
+  RateLimiter,
   type Store,
 } from '../../src/index.js'
 import { fakeClock } from '../support/clock.js'

@@ -49,7 +49,10 @@ export function costExceedsCapacity(out: Outcome, rule: Rule, remaining: number,
  */
 export function runStep(s: State, o: number, now: number, cost: number, rule: Rule, out: Outcome): void {
   const blockedUntil = s[o] as number
-  if (now < blockedUntil) return cooldown(s, o, now, cost, rule, out, blockedUntil)
+  if (now < blockedUntil) {
+    cooldown(s, o, now, cost, rule, out, blockedUntil)
+    return
+  }
   rule.algorithm.step(s, o, now, cost, rule, out)
   if (out.reason === 'limit' && rule.blockMs > 0) {
     const until = now + rule.blockMs

@@ -16,15 +16,18 @@ export const leakyBucket: AlgorithmImpl = {
     const B = rule.burst
     const r = rule.rate
     let level = s[o + 1] as number
-    const last = s[o + 2] as number
+    let last = s[o + 2] as number
     if (now > last) {
       level = Math.max(0, level - (now - last) * r)
+      last = now
       s[o + 1] = level
       s[o + 2] = now
     }
-    if (cost > B) return costExceedsCapacity(out, rule, unitsLeft(B, level), now + Math.ceil(level / r))
+    // A clock that stepped back: draining resumes only at last_ms.
+    const wait = last > now ? last - now : 0
+    if (cost > B) return costExceedsCapacity(out, rule, unitsLeft(B, level), last + drained(level, r))
     if (level + cost <= B + EPS) {
-      out.delayMs = rule.shaping ? Math.ceil(level / r) : 0
+      out.delayMs = rule.shaping ? wait + drained(level, r) : 0
       level += cost
       s[o + 1] = level
       out.allowed = true
@@ -33,10 +36,15 @@ export const leakyBucket: AlgorithmImpl = {
     } else {
       out.allowed = false
       out.reason = 'limit'
-      out.retryAfterMs = Math.ceil((level + cost - B) / r)
+      out.retryAfterMs = wait + Math.ceil((level + cost - B - EPS) / r)
       out.delayMs = 0
     }
     out.remaining = unitsLeft(B, level)
-    out.resetAtMs = now + Math.ceil(level / r)
+    out.resetAtMs = last + drained(level, r)
   },
+}
+
+/** Milliseconds until `level` units have drained. */
+function drained(level: number, r: number): number {
+  return level <= EPS ? 0 : Math.ceil((level - EPS) / r)
 }

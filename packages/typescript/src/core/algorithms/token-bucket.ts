@@ -15,13 +15,16 @@ export const tokenBucket: AlgorithmImpl = {
     const B = rule.burst
     const r = rule.rate
     let tokens = s[o + 1] as number
-    const last = s[o + 2] as number
+    let last = s[o + 2] as number
     if (now > last) {
       tokens = Math.min(B, tokens + (now - last) * r)
+      last = now
       s[o + 1] = tokens
       s[o + 2] = now
     }
-    if (cost > B) return costExceedsCapacity(out, rule, Math.floor(tokens + EPS), fullAt(tokens, B, r, now))
+    // A clock that stepped back: refill resumes only at last_ms.
+    const wait = last > now ? last - now : 0
+    if (cost > B) return costExceedsCapacity(out, rule, Math.floor(tokens + EPS), fullAt(tokens, B, r, last))
     if (tokens + EPS >= cost) {
       tokens = Math.max(0, tokens - cost)
       s[o + 1] = tokens
@@ -31,15 +34,15 @@ export const tokenBucket: AlgorithmImpl = {
     } else {
       out.allowed = false
       out.reason = 'limit'
-      out.retryAfterMs = Math.ceil((cost - tokens) / r)
+      out.retryAfterMs = wait + Math.ceil((cost - tokens - EPS) / r)
     }
     out.remaining = Math.floor(tokens + EPS)
-    out.resetAtMs = fullAt(tokens, B, r, now)
+    out.resetAtMs = fullAt(tokens, B, r, last)
     out.delayMs = 0
   },
 }
 
 /** When the bucket is full again. */
-function fullAt(tokens: number, B: number, r: number, now: number): number {
-  return tokens >= B ? now : now + Math.ceil((B - tokens) / r)
+function fullAt(tokens: number, B: number, r: number, last: number): number {
+  return tokens + EPS >= B ? last : last + Math.ceil((B - tokens - EPS) / r)
 }
