@@ -36,8 +36,10 @@ export function table(header, rows) {
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n')
 }
 
+/** Bytes held by JavaScript: the heap plus ArrayBuffer backing stores (typed arrays live off-heap). */
 export function heapUsed() {
   global.gc()
   global.gc()
-  return process.memoryUsage().heapUsed
+  const m = process.memoryUsage()
+  return m.heapUsed + m.arrayBuffers
 }

@@ -1,5 +1,5 @@
 // InMemoryStore: per-process state in flat Float64Array slabs; synchronous, bounded, self-cleaning.
-import { newOutcome, runStep } from '../core/algorithms/kernel.js'
+import { expiresAt, newOutcome, runStep } from '../core/algorithms/kernel.js'
 import { HaltConfigError } from '../core/errors.js'
 import type { Rule } from '../core/policy.js'
 import type { SyncStore } from '../core/store.js'
@@ -19,40 +19,97 @@ export interface InMemoryStoreOptions {
 
 const INITIAL_SLOTS = 64
 
-/** One namespace: identity -> slot, and the slots' numbers (state, then expires_at). */
+/**
+ * One namespace: identity -> slot, and per slot its state in one Float64Array (expiry is read
+ * from the state itself). A ring of slots in insertion order drives lazy reclamation and eviction.
+ */
 class Slab {
   readonly index = new Map<string, number>()
   readonly stride: number
   data: Float64Array
+  /** slot -> identity (undefined when the slot is free). */
+  readonly ids: (string | undefined)[] = []
   readonly free: number[] = []
   top = 0
-  constructor(stateSize: number) {
-    this.stride = stateSize + 1
+  /** Ring of slots, oldest first; `queued[slot]` = 1 while the slot is in the ring (at most once). */
+  private ring = new Int32Array(INITIAL_SLOTS)
+  private head = 0
+  private length = 0
+  private queued = new Uint8Array(INITIAL_SLOTS)
+
+  /** The namespace's rule as last seen (expiry is computed with it). */
+  rule: Rule
+
+  constructor(rule: Rule) {
+    this.rule = rule
+    this.stride = rule.stateSize
     this.data = new Float64Array(INITIAL_SLOTS * this.stride)
   }
-  alloc(): number {
-    const reused = this.free.pop()
-    if (reused !== undefined) return reused
-    if ((this.top + 1) * this.stride > this.data.length) {
-      const bigger = new Float64Array(this.data.length * 2)
-      bigger.set(this.data)
-      this.data = bigger
+
+  get size(): number {
+    return this.index.size
+  }
+
+  alloc(id: string): number {
+    let slot = this.free.pop()
+    if (slot === undefined) {
+      slot = this.top++
+      if (slot * this.stride >= this.data.length) {
+        const bigger = new Float64Array(this.data.length * 2)
+        bigger.set(this.data)
+        this.data = bigger
+        const q = new Uint8Array(this.queued.length * 2)
+        q.set(this.queued)
+        this.queued = q
+      }
     }
-    return this.top++
+    this.index.set(id, slot)
+    this.ids[slot] = id
+    if (this.queued[slot] === 0) this.enqueue(slot)
+    return slot
   }
+
   expiresAt(slot: number): number {
-    return this.data[slot * this.stride + this.stride - 1] as number
+    return expiresAt(this.data, slot * this.stride, this.rule)
   }
-  delete(id: string, slot: number): void {
+
+  delete(slot: number): void {
+    const id = this.ids[slot]
+    if (id === undefined) return
     this.index.delete(id)
+    this.ids[slot] = undefined
     this.free.push(slot)
+  }
+
+  /** The oldest live slot in the ring, taken out of it; -1 when none. Freed slots are dropped on the way. */
+  takeOldest(): number {
+    while (this.length > 0) {
+      const slot = this.ring[this.head] as number
+      this.head = (this.head + 1) % this.ring.length
+      this.length--
+      this.queued[slot] = 0
+      if (this.ids[slot] !== undefined) return slot
+    }
+    return -1
+  }
+
+  enqueue(slot: number): void {
+    if (this.length === this.ring.length) {
+      const bigger = new Int32Array(this.ring.length * 2)
+      for (let i = 0; i < this.length; i++) bigger[i] = this.ring[(this.head + i) % this.ring.length] as number
+      this.ring = bigger
+      this.head = 0
+    }
+    this.ring[(this.head + this.length) % this.ring.length] = slot
+    this.length++
+    this.queued[slot] = 1
   }
 }
 
 /**
  * The default store: state lives in this process, updates are synchronous and
  * atomic (JavaScript runs one check at a time), so `limiter.check()` returns a
- * decision without a promise. About 60 bytes per key plus the key string.
+ * decision without a promise. A token bucket key costs 24 bytes of state plus the map entry and the key string.
  *
  * @example
  * const limiter = new RateLimiter({ store: new InMemoryStore({ maxKeys: 100_000 }), policy: presets.PUBLIC_API })
@@ -65,6 +122,10 @@ export class InMemoryStore implements SyncStore {
   private scratch: Float64Array = new Float64Array(16)
   private count = 0
   private lastNow = 0
+  /** The slab of the rule last used: one limiter on one policy skips the namespace lookup. */
+  private lastRule: Rule | undefined
+  private lastNs: string | undefined
+  private lastSlab: Slab | undefined
   private timer: ReturnType<typeof setInterval> | undefined
 
   constructor(options: InMemoryStoreOptions = {}) {
@@ -88,23 +149,19 @@ export class InMemoryStore implements SyncStore {
 
   consume(ns: string, id: string, rule: Rule, now: number, cost: number): Outcome {
     if (now > this.lastNow) this.lastNow = now
-    const slab = this.slab(ns, rule)
+    const slab = rule === this.lastRule && ns === this.lastNs && this.lastSlab !== undefined ? this.lastSlab : this.slab(ns, rule)
     let slot = slab.index.get(id)
     if (slot === undefined) {
       slot = this.insert(slab, id, now)
       rule.algorithm.init(slab.data, slot * slab.stride, now, rule)
     }
-    const o = slot * slab.stride
-    const data = slab.data
-    const out = this.out
-    runStep(data, o, now, cost, rule, out)
-    data[o + slab.stride - 1] = out.expiresAtMs
-    return out
+    runStep(slab.data, slot * slab.stride, now, cost, rule, this.out)
+    return this.out
   }
 
   peek(ns: string, id: string, rule: Rule, now: number): Outcome {
     const slab = this.slabs.get(ns)
-    const slot = slab?.stride === rule.stateSize + 1 ? slab.index.get(id) : undefined
+    const slot = slab?.stride === rule.stateSize ? slab.index.get(id) : undefined
     let s = this.scratch
     if (s.length < rule.stateSize) s = this.scratch = new Float64Array(rule.stateSize)
     if (slab !== undefined && slot !== undefined) {
@@ -120,12 +177,14 @@ export class InMemoryStore implements SyncStore {
     const slab = this.slabs.get(ns)
     const slot = slab?.index.get(id)
     if (slab !== undefined && slot !== undefined) {
-      slab.delete(id, slot)
+      slab.delete(slot)
       this.count--
     }
   }
 
   clear(ns?: string): void {
+    this.lastRule = undefined
+    this.lastSlab = undefined
     if (ns === undefined) {
       this.slabs.clear()
       this.count = 0
@@ -133,13 +192,13 @@ export class InMemoryStore implements SyncStore {
     }
     const slab = this.slabs.get(ns)
     if (slab !== undefined) {
-      this.count -= slab.index.size
+      this.count -= slab.size
       this.slabs.delete(ns)
     }
   }
 
   size(ns?: string): number {
-    return ns === undefined ? this.count : (this.slabs.get(ns)?.index.size ?? 0)
+    return ns === undefined ? this.count : (this.slabs.get(ns)?.size ?? 0)
   }
 
   /**
@@ -149,9 +208,9 @@ export class InMemoryStore implements SyncStore {
   cleanupExpired(now: number = this.lastNow): number {
     let removed = 0
     for (const slab of this.slabs.values()) {
-      for (const [id, slot] of slab.index) {
-        if (slab.expiresAt(slot) <= now) {
-          slab.delete(id, slot)
+      for (let slot = 0; slot < slab.top; slot++) {
+        if (slab.ids[slot] !== undefined && slab.expiresAt(slot) <= now) {
+          slab.delete(slot)
           removed++
         }
       }
@@ -168,46 +227,48 @@ export class InMemoryStore implements SyncStore {
 
   private slab(ns: string, rule: Rule): Slab {
     let slab = this.slabs.get(ns)
-    if (slab === undefined || slab.stride !== rule.stateSize + 1) {
+    if (slab === undefined || slab.stride !== rule.stateSize) {
       // A new namespace, or the policy changed its state layout (e.g. another precision).
-      if (slab !== undefined) this.count -= slab.index.size
-      slab = new Slab(rule.stateSize)
+      if (slab !== undefined) this.count -= slab.size
+      slab = new Slab(rule)
       this.slabs.set(ns, slab)
     }
+    slab.rule = rule
+    this.lastRule = rule
+    this.lastNs = ns
+    this.lastSlab = slab
     return slab
   }
 
   /**
    * Give `id` a slot. Each insertion also looks at the two oldest keys of the
-   * namespace: an expired one is reclaimed, a live one moves to the back. So
-   * idle keys are reclaimed as new ones arrive, and the front of the map holds
-   * the keys touched longest ago, which are the ones evicted at the cap.
+   * namespace: an expired one is reclaimed, a live one goes to the back of the
+   * ring. So idle keys are reclaimed as new ones arrive (in O(1) per insertion),
+   * and the front of the ring holds the keys inserted or checked here longest
+   * ago: at the cap, those are the ones forgotten.
    */
   private insert(slab: Slab, id: string, now: number): number {
-    let looked = 0
-    for (const [oldId, oldSlot] of slab.index) {
-      if (slab.expiresAt(oldSlot) <= now) {
-        slab.delete(oldId, oldSlot)
+    for (let looked = 0; looked < 2; looked++) {
+      const slot = slab.takeOldest()
+      if (slot < 0) break
+      if (slab.expiresAt(slot) <= now) {
+        slab.delete(slot)
         this.count--
       } else {
-        slab.index.delete(oldId)
-        slab.index.set(oldId, oldSlot)
+        slab.enqueue(slot)
       }
-      if (++looked === 2) break
     }
     if (this.count >= this.maxKeys) this.evictOldest(slab)
-    const slot = slab.alloc()
-    slab.index.set(id, slot)
+    const slot = slab.alloc(id)
     this.count++
     return slot
   }
 
   private evictOldest(preferred: Slab): void {
-    const from = preferred.index.size > 0 ? preferred : [...this.slabs.values()].find((s) => s.index.size > 0)
-    if (from === undefined) return
-    const first = from.index.entries().next()
-    if (first.done) return
-    from.delete(first.value[0], first.value[1])
+    const from = preferred.size > 0 ? preferred : [...this.slabs.values()].find((s) => s.size > 0)
+    const slot = from === undefined ? -1 : from.takeOldest()
+    if (from === undefined || slot < 0) return
+    from.delete(slot)
     this.count--
   }
 }

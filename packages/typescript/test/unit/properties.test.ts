@@ -1,6 +1,7 @@
 // Property tests of the algorithms on random traffic (fast-check): bounds, equivalences, sufficiency.
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { expiresAt } from '../../src/core/algorithms/kernel.js'
 import { type AlgorithmName, compilePolicy, evaluate, InMemoryStore, type Policy, toDecision } from '../../src/index.js'
 
 const ALGORITHMS: AlgorithmName[] = ['token_bucket', 'gcra', 'fixed_window', 'sliding_window', 'leaky_bucket']
@@ -183,6 +184,20 @@ describe('every algorithm', () => {
             if (o.retryAfterMs > 2 && !block) {
               const early = evaluate(s.state, s.t + o.retryAfterMs - 2, s.cost, s.rule)
               expect(early.outcome.allowed, 'retryAfter is not longer than needed').toBe(false)
+            }
+          }
+        }),
+        RUNS,
+      )
+    })
+
+    it(`${algorithm}: a state past its expiry decides exactly as a fresh one (safe to reclaim)`, () => {
+      fc.assert(
+        fc.property(policyArb(algorithm), traffic({ backwards: true }), fc.boolean(), fc.integer({ min: 0, max: 5000 }), (policy, steps, block, extra) => {
+          for (const s of run({ ...policy, blockDuration: block ? 2 : 0 }, steps)) {
+            const at = Math.max(expiresAt(s.state, 0, s.rule), s.t) + extra
+            for (const cost of [0, 1, s.rule.capacity]) {
+              expect(evaluate(s.state, at, cost, s.rule).outcome).toEqual(evaluate(undefined, at, cost, s.rule).outcome)
             }
           }
         }),

@@ -12,6 +12,7 @@ export const fixedWindow: AlgorithmImpl = {
     s[o + 1] = Math.floor(now / rule.windowMs) * rule.windowMs
     s[o + 2] = 0
   },
+  idleAt: (s, o, rule) => (s[o + 1] as number) + rule.windowMs,
   step(s, o, now, cost, rule, out) {
     const L = rule.limit
     const W = rule.windowMs

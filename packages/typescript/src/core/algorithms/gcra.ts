@@ -11,6 +11,7 @@ export const gcra: AlgorithmImpl = {
     s[o] = 0
     s[o + 1] = now
   },
+  idleAt: (s, o) => Math.ceil(s[o + 1] as number),
   step(s, o, now, cost, rule, out) {
     const T = rule.emission
     const tau = rule.tau

@@ -20,6 +20,12 @@ export interface AlgorithmImpl {
   size(rule: Rule): number
   /** Write the fresh state for time `now`. */
   init(s: State, o: number, now: number, rule: Rule): void
+  /**
+   * When the algorithm's part of the state becomes equivalent to a fresh one (its
+   * `reset_at_ms` read from the state alone); the key expires at the later of this
+   * and `blocked_until`.
+   */
+  idleAt(s: State, o: number, rule: Rule): number
   /** Bring the state up to `now`, try to take `cost`, fill `out` (not `expiresAtMs`). */
   step(s: State, o: number, now: number, cost: number, rule: Rule, out: Outcome): void
 }
@@ -62,6 +68,13 @@ export function runStep(s: State, o: number, now: number, cost: number, rule: Ru
   }
   const b = s[o] as number
   out.expiresAtMs = out.resetAtMs > b ? out.resetAtMs : b
+}
+
+/** When the state at `s[o]` expires: it is then equivalent to a missing one. */
+export function expiresAt(s: State, o: number, rule: Rule): number {
+  const idle = rule.algorithm.idleAt(s, o, rule)
+  const blocked = s[o] as number
+  return idle > blocked ? idle : blocked
 }
 
 /** Whether a stored state has the layout `rule` expects (else it is replaced by a fresh one). */

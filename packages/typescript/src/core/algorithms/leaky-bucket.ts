@@ -12,6 +12,7 @@ export const leakyBucket: AlgorithmImpl = {
     s[o + 1] = 0
     s[o + 2] = now
   },
+  idleAt: (s, o, rule) => (s[o + 2] as number) + drained(s[o + 1] as number, rule.rate),
   step(s, o, now, cost, rule, out) {
     const B = rule.burst
     const r = rule.rate

@@ -13,6 +13,8 @@ export const slidingWindow: AlgorithmImpl = {
     s[o + 1] = Math.floor(now / rule.bucketMs)
     for (let i = 0; i <= rule.precision; i++) s[o + 2 + i] = 0
   },
+  // Empty, the state still pins `cur`: it equals a fresh one once time reaches that bucket.
+  idleAt: (s, o, rule) => resetAt(s, o + 2, s[o + 1] as number, rule.precision, rule.bucketMs, (s[o + 1] as number) * rule.bucketMs),
   step(s, o, now, cost, rule, out) {
     const P = rule.precision
     const n = P + 1

@@ -11,6 +11,7 @@ export const tokenBucket: AlgorithmImpl = {
     s[o + 1] = rule.burst
     s[o + 2] = now
   },
+  idleAt: (s, o, rule) => fullAt(s[o + 1] as number, rule.burst, rule.rate, s[o + 2] as number),
   step(s, o, now, cost, rule, out) {
     const B = rule.burst
     const r = rule.rate
