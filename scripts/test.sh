@@ -10,6 +10,9 @@ npx biome check .
 echo "== spec vectors are what the reference model generates"
 python3 spec/tools/generate_vectors.py --check
 
+echo "== HTTP cases are what the reference generator makes"
+python3 spec/http/generate.py --check
+
 echo "== typecheck and build"
 npm run typecheck -w halt
 npm run build -w halt

@@ -3,6 +3,14 @@ import { defineConfig } from 'tsup'
 
 export const entries = {
   index: 'src/index.ts',
+  simulate: 'src/simulate/index.ts',
+  cli: 'src/cli/index.ts', // the `halt` bin (ESM, keeps its shebang)
+  'adapters/express': 'src/adapters/express/index.ts',
+  'adapters/fastify': 'src/adapters/fastify/index.ts',
+  'adapters/koa': 'src/adapters/koa/index.ts',
+  'adapters/hono': 'src/adapters/hono/index.ts',
+  'adapters/next': 'src/adapters/next/index.ts',
+  'adapters/fetch': 'src/adapters/fetch/index.ts',
 }
 
 export default defineConfig({

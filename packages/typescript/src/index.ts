@@ -4,12 +4,38 @@ import * as presets from './core/presets.js'
 export { type AlgorithmImpl, algorithms, EPS, evaluate, runStep } from './core/algorithms/index.js'
 export { HaltConfigError, RateLimitExceeded } from './core/errors.js'
 export { type FailoverOptions, type OnStoreError, StoreTimeoutError } from './core/failover.js'
-export type { CheckOptions, Clock, DecisionEvent, LimiterStats, RateLimiterOptions, StoreErrorEvent, Telemetry } from './core/limiter.js'
+export type {
+  CheckOptions,
+  Clock,
+  CostResolver,
+  DecisionEvent,
+  KeyExplanation,
+  LimiterStats,
+  PolicyResolver,
+  RateLimiterOptions,
+  StoreErrorEvent,
+  Telemetry,
+} from './core/limiter.js'
 export { RateLimiter, toDecision } from './core/limiter.js'
 export { compilePolicy, durationMs, Rule } from './core/policy.js'
 export { getPlanPolicy } from './core/presets.js'
 export type { MaybePromise, Store, SyncStore } from './core/store.js'
 export type { AlgorithmName, Decision, Duration, KeyStrategyName, Outcome, Policy, Reason, State } from './core/types.js'
 export { Algorithm, KeyStrategy } from './core/types.js'
+export { type AdapterOptions, Gate, type HttpLimiter } from './http/gate.js'
+export {
+  type HeaderFormat,
+  moreRestrictive,
+  rateLimitHeaders,
+  rejectionBody,
+  rejectionStatus,
+  type SetHeader,
+  writeRateLimitHeaders,
+} from './http/headers.js'
+export { type Cidr, formatIp, type IpAddress, PRIVATE_RANGES, parseCidr, parseIp } from './http/ip.js'
+export { HEALTH_CHECK_PATHS, isCanonicalPath } from './http/paths.js'
+export { pathOf, type RequestView, WebRequestView } from './http/request.js'
+export { type ExemptReason, type HttpOptions, identityKey, type MissingIdentity } from './http/rules.js'
+export { type HaltWarning, WarningCode, type WarningCodeName } from './http/warnings.js'
 export { InMemoryStore, type InMemoryStoreOptions } from './stores/memory.js'
 export { presets }

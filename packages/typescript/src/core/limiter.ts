@@ -1,22 +1,31 @@
 // RateLimiter: resolves the policy, applies cost, calls the store, counts, emits telemetry, returns a Decision.
+// Takes a string key, or a RequestView (src/http): then exemptions, client address, key strategy and cost come first.
 
+import type { HeaderFormat, SetHeader } from '../http/headers.js'
+import { writeRateLimitHeaders } from '../http/headers.js'
+import type { RequestView } from '../http/request.js'
+import { ANONYMOUS_KEY, type ExemptReason, type HttpOptions, HttpRules, UNKNOWN_IP_KEY } from '../http/rules.js'
+import { WarningCode } from '../http/warnings.js'
 import { InMemoryStore } from '../stores/memory.js'
 import { HaltConfigError, RateLimitExceeded } from './errors.js'
 import { Circuit, type FailoverOptions, type OnStoreError, validateFailover, withTimeout } from './failover.js'
 import { compilePolicy, type Rule } from './policy.js'
 import type { MaybePromise, Store, SyncStore } from './store.js'
-import type { AlgorithmName, Decision, Outcome, Policy } from './types.js'
+import type { AlgorithmName, Decision, KeyStrategyName, Outcome, Policy } from './types.js'
 
 /** Milliseconds since the Unix epoch. Inject a fake one in tests. */
 export type Clock = () => number
 
 /** One decision, as telemetry sees it. */
 export interface DecisionEvent {
+  /** The storage identity (`ip:203.0.113.7`, `apikey:<hash>`, ...); for an exempt request, the client's address key or `''`. */
   key: string
   cost: number
   decision: Decision
   /** Set when the store failed and the decision came from the failure policy. */
   storeError?: OnStoreError
+  /** The request, when the check was made with a `RequestView`. */
+  request?: RequestView
 }
 
 /** A store call that failed or timed out. */
@@ -35,13 +44,60 @@ export interface Telemetry {
   onStoreError?(event: StoreErrorEvent): void
 }
 
-export interface RateLimiterOptions<S extends Store = Store> extends FailoverOptions {
+/**
+ * Chooses the policy of a request, e.g. by the user's plan. Return the same
+ * objects each time (presets, constants): each distinct policy is compiled once.
+ * `undefined`, a throw or an invalid policy fall back to `defaultPolicy`.
+ */
+export type PolicyResolver = (req: RequestView) => Policy | undefined | null
+
+/** The cost of a request: units it consumes. A throw, NaN or a negative value falls back to the policy's cost. */
+export type CostResolver = (req: RequestView) => number
+
+export interface RateLimiterOptions<S extends Store = Store> extends FailoverOptions, HttpOptions {
   /** Where state lives. Default: a new `InMemoryStore`. */
   store?: S
-  policy: Policy
+  /**
+   * The policy, or a function of the request choosing one (then `defaultPolicy`
+   * is required).
+   *
+   * @example
+   * policy: (req) => getPlanPolicy(plans.get(req.header('x-api-key')) ?? 'free'), defaultPolicy: presets.PLAN_FREE
+   */
+  policy: Policy | PolicyResolver
+  /** With a `policy` function: the policy for string keys and whenever the function gives none or a bad one. */
+  defaultPolicy?: Policy
+  /** Units a request consumes: a number, or a function of the request. Default: the policy's `cost` (1). */
+  cost?: number | CostResolver
   /** Default `Date.now`. */
   clock?: Clock
   telemetry?: Telemetry
+}
+
+/** What `limiter.debugKey(req)` reports: the key a request maps to, and why. */
+export interface KeyExplanation {
+  /** The storage identity; undefined when the request is exempt. */
+  key: string | undefined
+  /** Why the request is exempt, if it is. */
+  exempt: ExemptReason | undefined
+  /** The client address as resolved (trusted proxies applied), if known. */
+  clientIp: string | undefined
+  strategy: KeyStrategyName
+  /** Name of the policy the request falls under. */
+  policy: string
+  cost: number
+  /** Each step of the resolution, in words. */
+  steps: string[]
+}
+
+/** A request resolved to the numbers a check needs. */
+interface Resolved {
+  rule: Rule
+  key: string
+  cost: number
+  exempt: ExemptReason | undefined
+  clientIp: string | undefined
+  strategy: KeyStrategyName
 }
 
 export interface CheckOptions {
@@ -68,10 +124,21 @@ export interface LimiterStats {
  */
 export class RateLimiter<S extends Store = InMemoryStore> {
   readonly store: S
+  /** The compiled policy (with a policy function: the default policy). */
   readonly rule: Rule
+  /** The compiled HTTP options: client address, exemptions, keys. */
+  readonly http: HttpRules
   private readonly clock: Clock
   private readonly telemetry: Telemetry | undefined
   private readonly overrides = new Map<string, Rule>()
+  private readonly resolver: PolicyResolver | undefined
+  /** Policies a resolver returned, by object identity, and by content (for resolvers that build fresh objects). */
+  private readonly resolved = new WeakMap<object, Rule>()
+  private readonly byContent = new Map<string, Rule>()
+  /** Every rule in use, by storage namespace: reset, clear and stats cover them all. */
+  private readonly rules = new Map<string, Rule>()
+  private readonly costFn: CostResolver | undefined
+  private readonly costNumber: number | undefined
   private readonly failover: Required<FailoverOptions>
   private readonly circuit: Circuit
   private fallbackStore: InMemoryStore | undefined
@@ -85,10 +152,48 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     if (options.policy === undefined) {
       throw new HaltConfigError('HALT_MISSING_POLICY', 'RateLimiter: policy is required. Fix: new RateLimiter({ policy: presets.PUBLIC_API }).')
     }
-    this.rule = compilePolicy(options.policy)
+    if (typeof options.policy === 'function') {
+      if (options.defaultPolicy === undefined) {
+        throw new HaltConfigError(
+          'HALT_MISSING_DEFAULT_POLICY',
+          'RateLimiter: a policy function needs defaultPolicy, used for string keys and when the function returns no policy, throws, or returns an invalid one. Fix: defaultPolicy: presets.PLAN_FREE.',
+        )
+      }
+      this.resolver = options.policy
+      this.rule = compilePolicy(options.defaultPolicy)
+    } else {
+      if (options.defaultPolicy !== undefined) {
+        throw new HaltConfigError(
+          'HALT_INVALID_OPTIONS',
+          'RateLimiter: defaultPolicy only applies when policy is a function of the request. Fix: remove defaultPolicy.',
+        )
+      }
+      this.rule = compilePolicy(options.policy)
+    }
+    this.rules.set(this.rule.ns, this.rule)
     this.store = options.store ?? (new InMemoryStore() as unknown as S)
-    if (typeof this.store.consume !== 'function') {
+    if (this.store === null || typeof this.store !== 'object' || typeof this.store.consume !== 'function') {
       throw new HaltConfigError('HALT_INVALID_STORE', 'RateLimiter: store must implement consume/peek/reset/clear (e.g. new InMemoryStore()).')
+    }
+    this.http = new HttpRules(options, !this.store.synchronous)
+    this.http.validateStrategy(this.rule.name, this.rule.policy.keyStrategy)
+    if (typeof options.cost === 'function') {
+      this.costFn = options.cost
+    } else if (options.cost !== undefined) {
+      const c = options.cost
+      if (typeof c !== 'number' || !Number.isFinite(c) || c < 0) {
+        throw new HaltConfigError(
+          'HALT_INVALID_COST',
+          `RateLimiter: cost must be a finite number >= 0 or a function of the request, got ${String(c)}. Fix: cost: 1.`,
+        )
+      }
+      if (c > this.rule.capacity) {
+        throw new HaltConfigError(
+          'HALT_COST_EXCEEDS_CAPACITY',
+          `RateLimiter: cost ${c} is above the capacity ${this.rule.capacity} of policy '${this.rule.name}', so no request could ever pass. Fix: lower cost or raise the policy's burst/limit.`,
+        )
+      }
+      this.costNumber = c
     }
     if (options.clock !== undefined && typeof options.clock !== 'function') {
       throw new HaltConfigError('HALT_INVALID_CLOCK', 'RateLimiter: clock must be a function returning epoch milliseconds, like Date.now.')
@@ -112,8 +217,18 @@ export class RateLimiter<S extends Store = InMemoryStore> {
   /**
    * Take `cost` units for `key` and decide. Returns a `Decision` directly for a
    * synchronous store (the in-memory one) and a promise otherwise.
+   *
+   * Given a `RequestView` instead of a key, the request is first checked against
+   * `skip`, the path and address exemptions (an exempt request gets
+   * `reason: 'exempt'` and never reaches the store), then its policy, key and
+   * cost are resolved. Nothing about the request can make this throw.
+   *
+   * @example
+   * limiter.check('user:42', { cost: 5 })
+   * limiter.check({ ip: '203.0.113.7', method: 'GET', path: '/api', header: () => undefined })
    */
-  check(key: string, options?: CheckOptions): MaybePromise<S, Decision> {
+  check(key: string | RequestView, options?: CheckOptions): MaybePromise<S, Decision> {
+    if (typeof key !== 'string') return this.checkRequest(key, options, 'check') as MaybePromise<S, Decision>
     const rule = options?.algorithm === undefined ? this.rule : this.override(options.algorithm)
     const cost = options?.cost === undefined ? rule.cost : checkedCost(options.cost)
     const now = this.clock()
@@ -122,23 +237,33 @@ export class RateLimiter<S extends Store = InMemoryStore> {
   }
 
   /** `check()` reduced to a boolean. */
-  allow(key: string, options?: CheckOptions): MaybePromise<S, boolean> {
+  allow(key: string | RequestView, options?: CheckOptions): MaybePromise<S, boolean> {
     const d = this.check(key, options) as Decision | Promise<Decision>
     return (d instanceof Promise ? d.then((x) => x.allowed) : d.allowed) as MaybePromise<S, boolean>
   }
 
   /** What `check()` would say for a request of cost 0, without consuming anything. */
-  peek(key: string, options?: Pick<CheckOptions, 'algorithm'>): MaybePromise<S, Decision> {
+  peek(key: string | RequestView, options?: Pick<CheckOptions, 'algorithm'>): MaybePromise<S, Decision> {
+    if (typeof key !== 'string') return this.checkRequest(key, options, 'peek') as MaybePromise<S, Decision>
     const rule = options?.algorithm === undefined ? this.rule : this.override(options.algorithm)
     const now = this.clock()
     if (this.store.synchronous) return toDecision(rule, this.store.peek(rule.ns, key, rule, now) as Outcome) as MaybePromise<S, Decision>
     return this.remote(key, rule, now, 0, 'peek') as MaybePromise<S, Decision>
   }
 
-  /** Forget `key`'s state under this policy (every algorithm used with it). */
-  reset(key: string): MaybePromise<S, void> {
-    const rules = [this.rule, ...this.overrides.values()]
-    const results = rules.map((r) => this.store.reset(r.ns, key))
+  /**
+   * Forget `key`'s state under this policy (every algorithm and resolved policy
+   * used with it). Given a request, forgets the key that request maps to (e.g.
+   * after a successful login).
+   */
+  reset(key: string | RequestView): MaybePromise<S, void> {
+    if (typeof key !== 'string') {
+      const r = this.resolve(key, undefined, undefined)
+      if (r.exempt !== undefined) return (this.store.synchronous ? undefined : Promise.resolve()) as MaybePromise<S, void>
+      key = r.key
+    }
+    const id = key
+    const results = [...this.rules.values()].map((r) => this.store.reset(r.ns, id))
     return (this.store.synchronous ? undefined : Promise.all(results).then(() => undefined)) as MaybePromise<S, void>
   }
 
@@ -146,14 +271,19 @@ export class RateLimiter<S extends Store = InMemoryStore> {
   clear(): MaybePromise<S, void> {
     this.allowedCount = 0
     this.blockedCount = 0
-    const rules = [this.rule, ...this.overrides.values()]
-    const results = rules.map((r) => this.store.clear(r.ns))
+    const results = [...this.rules.values()].map((r) => this.store.clear(r.ns))
     return (this.store.synchronous ? undefined : Promise.all(results).then(() => undefined)) as MaybePromise<S, void>
   }
 
-  /** Counts since creation (or `clear()`); `activeKeys` from the store, -1 when it cannot tell. */
+  /** Counts since creation (or `clear()`); `activeKeys` from the store (every policy in use), -1 when it cannot tell. */
   stats(): MaybePromise<S, LimiterStats> {
-    const size = this.store.size?.(this.rule.ns) ?? -1
+    let size: number | Promise<number> = -1
+    if (this.store.size !== undefined) {
+      const sizes = [...this.rules.values()].map((r) => (this.store.size as (ns: string) => number | Promise<number>)(r.ns))
+      size = sizes.every((x) => typeof x === 'number')
+        ? (sizes as number[]).reduce((a, b) => a + b, 0)
+        : Promise.all(sizes).then((xs) => xs.reduce((a, b) => a + b, 0))
+    }
     const make = (activeKeys: number): LimiterStats => ({
       allowed: this.allowedCount,
       blocked: this.blockedCount,
@@ -192,42 +322,230 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     }) as (...args: A) => S extends SyncStore ? R : Promise<Awaited<R>>
   }
 
-  private finish(key: string, cost: number, rule: Rule, o: Outcome, storeError?: OnStoreError): Decision {
-    return this.record(key, cost, toDecision(rule, o), storeError)
+  /**
+   * Which key a request maps to, and why: the client address (trusted proxies
+   * applied), exemptions, policy, strategy and cost, step by step. Consumes nothing.
+   *
+   * @example
+   * limiter.debugKey(view)
+   * // { key: 'ip:203.0.113.7', exempt: undefined, clientIp: '203.0.113.7', strategy: 'ip', policy: 'public_api', cost: 1,
+   * //   steps: ['peer 10.0.0.2 is a trusted proxy: reading x-forwarded-for right to left', 'hop 203.0.113.7 is not trusted: it is the client', ...] }
+   */
+  debugKey(req: RequestView): KeyExplanation {
+    const steps: string[] = []
+    const r = this.resolve(req, undefined, steps)
+    return {
+      key: r.exempt === undefined ? r.key : undefined,
+      exempt: r.exempt,
+      clientIp: r.clientIp,
+      strategy: r.strategy,
+      policy: r.rule.name,
+      cost: r.cost,
+      steps,
+    }
+  }
+
+  /**
+   * Write the rate-limit headers of `d` (a decision of this limiter) with `set`.
+   * Adapters call this; `rateLimitHeaders()` gives the same as an object.
+   */
+  writeHeaders<T>(d: Decision, format: HeaderFormat, target: T, set: SetHeader<T>): void {
+    if (format === 'ietf') {
+      const rule = this.ruleNamed(d.policy)
+      writeRateLimitHeaders(d, format, target, set, rule.windowMs / 1000, this.clock())
+    } else {
+      writeRateLimitHeaders(d, format, target, set)
+    }
+  }
+
+  /** Whether a policy of this name is in use here (the default one, an override, or one a resolver returned). */
+  hasPolicy(name: string): boolean {
+    if (this.rule.name === name) return true
+    for (const r of this.rules.values()) if (r.name === name) return true
+    return false
+  }
+
+  /** The rule in use with this name (the default rule when none matches). */
+  private ruleNamed(name: string): Rule {
+    if (this.rule.name === name) return this.rule
+    for (const r of this.rules.values()) if (r.name === name) return r
+    return this.rule
+  }
+
+  private checkRequest(req: RequestView, options: CheckOptions | undefined, operation: 'check' | 'peek'): Decision | Promise<Decision> {
+    const r = this.resolve(req, options, undefined)
+    if (r.exempt !== undefined) {
+      const d = exemptDecision(r.rule)
+      if (operation === 'check') this.telemetry?.onDecision?.({ key: r.key, cost: 0, decision: d, request: req })
+      return this.store.synchronous ? d : Promise.resolve(d)
+    }
+    const rule = options?.algorithm === undefined ? r.rule : this.overrideOf(r.rule, options.algorithm)
+    const now = this.clock()
+    if (this.store.synchronous) {
+      if (operation === 'peek') return toDecision(rule, this.store.peek(rule.ns, r.key, rule, now) as Outcome)
+      return this.finish(r.key, r.cost, rule, this.store.consume(rule.ns, r.key, rule, now, r.cost) as Outcome, undefined, req)
+    }
+    return this.remote(r.key, rule, now, operation === 'peek' ? 0 : r.cost, operation, req)
+  }
+
+  /** Skip, client address, exemptions, policy, key, cost: everything a request check needs, without throwing. */
+  private resolve(req: RequestView, options: CheckOptions | undefined, trace: string[] | undefined): Resolved {
+    const http = this.http
+    if (http.skip !== undefined && http.skipped(req)) {
+      trace?.push('skip(req) returned true: exempt')
+      return { rule: this.rule, key: '', cost: 0, exempt: 'skip', clientIp: undefined, strategy: http.strategyOf(this.rule.policy.keyStrategy) }
+    }
+    const client = http.client(req, trace)
+    const clientKey = client?.key ?? ''
+    const clientIp = client?.ip
+    let exempt: ExemptReason | undefined
+    if (http.paths.size > 0 && http.paths.matches(req.path)) {
+      trace?.push(`path ${String(req.path).slice(0, 200)} is exempt`)
+      exempt = 'path'
+    } else {
+      exempt = http.ipExemption(client)
+      if (exempt !== undefined)
+        trace?.push(`client ${clientIp} is exempt (${exempt === 'private_ip' ? 'private or loopback address' : 'listed in exemptions'})`)
+    }
+    if (exempt !== undefined) return { rule: this.rule, key: clientKey, cost: 0, exempt, clientIp, strategy: http.strategyOf(this.rule.policy.keyStrategy) }
+    const rule = this.resolver === undefined ? this.rule : this.ruleFor(req, trace)
+    const strategy = http.strategyOf(rule.policy.keyStrategy)
+    let key = strategy === 'ip' ? (client?.key ?? UNKNOWN_IP_KEY) : http.key(strategy, req, client, trace)
+    if (key === undefined) {
+      const missing = http.onMissing
+      if (missing === 'allow') {
+        trace?.push(`strategy '${strategy}' found no identity and onMissingIdentity is 'allow': exempt`)
+        return { rule, key: clientKey, cost: 0, exempt: 'no_identity', clientIp, strategy }
+      }
+      key = missing === 'shared' ? ANONYMOUS_KEY : (client?.key ?? UNKNOWN_IP_KEY)
+      trace?.push(`strategy '${strategy}' found no identity: onMissingIdentity '${missing}' gives ${key}`)
+    }
+    trace?.push(`key ${key} under policy '${rule.name}'`)
+    const cost = this.costOf(req, rule, options)
+    return { rule, key, cost, exempt: undefined, clientIp, strategy }
+  }
+
+  /** The policy a resolver picks for `req`, compiled once per distinct policy. Never throws. */
+  private ruleFor(req: RequestView, trace: string[] | undefined): Rule {
+    let p: Policy | undefined | null
+    try {
+      p = (this.resolver as PolicyResolver)(req)
+    } catch (e) {
+      this.resolverFailed(`threw (${e instanceof Error ? e.message : String(e)})`)
+      trace?.push('the policy function threw: default policy')
+      return this.rule
+    }
+    if (p === undefined || p === null) {
+      trace?.push('the policy function returned no policy: default policy')
+      return this.rule
+    }
+    if (typeof p !== 'object') {
+      this.resolverFailed(`returned ${typeof p}, not a policy`)
+      return this.rule
+    }
+    let rule = this.resolved.get(p)
+    if (rule !== undefined) return rule
+    const content = policyContent(p)
+    rule = this.byContent.get(content)
+    if (rule === undefined) {
+      try {
+        rule = compilePolicy(p)
+        const strategy = this.http.strategyOf(rule.policy.keyStrategy)
+        if (strategy === 'custom' && this.http.keyExtractor === undefined)
+          throw new Error(`policy '${rule.name}' uses keyStrategy 'custom' but no keyExtractor is set`)
+        const known = this.rules.get(rule.ns)
+        if (known !== undefined && policyContent(known.policy) === content) rule = known
+        else this.rules.set(rule.ns, rule)
+      } catch (e) {
+        this.resolverFailed(`returned an invalid policy (${e instanceof Error ? e.message : String(e)})`)
+        rule = this.rule
+      }
+      if (this.byContent.size >= 1000) this.byContent.clear()
+      this.byContent.set(content, rule)
+    }
+    this.resolved.set(p, rule)
+    return rule
+  }
+
+  private resolverFailed(what: string): void {
+    this.http.warnings.warn(
+      WarningCode.POLICY_RESOLVER_FAILED,
+      `the policy function ${what}; the request was checked under the default policy '${this.rule.name}'. This is reported once.`,
+    )
+  }
+
+  /** Explicit `options.cost` (validated: a programming error throws), else the cost option, else the policy's cost. */
+  private costOf(req: RequestView, rule: Rule, options: CheckOptions | undefined): number {
+    if (options?.cost !== undefined) return checkedCost(options.cost)
+    if (this.costFn === undefined) return this.costNumber ?? rule.cost
+    let c: unknown
+    try {
+      c = this.costFn(req)
+    } catch (e) {
+      c = e
+    }
+    if (typeof c === 'number' && Number.isFinite(c) && c >= 0) return c
+    this.http.warnings.warn(
+      WarningCode.INVALID_REQUEST_COST,
+      `the cost function ${c instanceof Error ? `threw (${c.message})` : `returned ${typeof c === 'number' ? String(c) : typeof c}`}, not a finite number >= 0; the policy's cost (${rule.cost}) was used. This is reported once.`,
+    )
+    return rule.cost
+  }
+
+  private overrideOf(rule: Rule, name: AlgorithmName): Rule {
+    if (rule === this.rule) return this.override(name)
+    if (name === (rule.policy.algorithm ?? 'token_bucket')) return rule
+    const id = `${rule.ns}>${name}`
+    let r = this.overrides.get(id)
+    if (r === undefined) {
+      r = rule.withAlgorithm(name)
+      this.overrides.set(id, r)
+      this.rules.set(r.ns, r)
+    }
+    return r
+  }
+
+  private finish(key: string, cost: number, rule: Rule, o: Outcome, storeError?: OnStoreError, request?: RequestView): Decision {
+    return this.record(key, cost, toDecision(rule, o), storeError, request)
   }
 
   /** Count a decision and tell telemetry. */
-  private record(key: string, cost: number, d: Decision, storeError?: OnStoreError): Decision {
+  private record(key: string, cost: number, d: Decision, storeError?: OnStoreError, request?: RequestView): Decision {
     if (d.allowed) this.allowedCount++
     else this.blockedCount++
-    if (storeError !== undefined) this.telemetry?.onDecision?.({ key, cost, decision: d, storeError })
-    else this.telemetry?.onDecision?.({ key, cost, decision: d })
+    const t = this.telemetry?.onDecision
+    if (t !== undefined) {
+      const event: DecisionEvent = { key, cost, decision: d }
+      if (storeError !== undefined) event.storeError = storeError
+      if (request !== undefined) event.request = request
+      this.telemetry?.onDecision?.(event)
+    }
     return d
   }
 
   /** A call to an asynchronous store, under the timeout, the circuit breaker and the failure policy. */
-  private async remote(key: string, rule: Rule, now: number, cost: number, operation: 'check' | 'peek'): Promise<Decision> {
+  private async remote(key: string, rule: Rule, now: number, cost: number, operation: 'check' | 'peek', request?: RequestView): Promise<Decision> {
     if (this.circuit.allows(now)) {
       try {
         const call = operation === 'check' ? this.store.consume(rule.ns, key, rule, now, cost) : this.store.peek(rule.ns, key, rule, now)
         const o = await withTimeout(call, this.failover.timeout)
         this.circuit.success()
-        return operation === 'check' ? this.finish(key, cost, rule, o) : toDecision(rule, o)
+        return operation === 'check' ? this.finish(key, cost, rule, o, undefined, request) : toDecision(rule, o)
       } catch (error) {
         this.circuit.failure(this.clock())
         this.telemetry?.onStoreError?.({ error, key, policy: rule.name, operation, action: this.failover.onStoreError })
       }
     }
-    return this.degraded(key, rule, now, cost, operation)
+    return this.degraded(key, rule, now, cost, operation, request)
   }
 
   /** The decision while the store is down, as `onStoreError` says. */
-  private degraded(key: string, rule: Rule, now: number, cost: number, operation: 'check' | 'peek'): Decision {
+  private degraded(key: string, rule: Rule, now: number, cost: number, operation: 'check' | 'peek', request?: RequestView): Decision {
     const mode = this.failover.onStoreError
     if (mode === 'fallback') {
       this.fallbackStore ??= new InMemoryStore()
       const o = operation === 'check' ? this.fallbackStore.consume(rule.ns, key, rule, now, cost) : this.fallbackStore.peek(rule.ns, key, rule, now)
-      return operation === 'check' ? this.finish(key, cost, rule, o, mode) : toDecision(rule, o)
+      return operation === 'check' ? this.finish(key, cost, rule, o, mode, request) : toDecision(rule, o)
     }
     const allowed = mode === 'open'
     const o: Outcome = {
@@ -241,7 +559,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     }
     const d = toDecision(rule, o)
     d.reason = 'store_error'
-    return operation === 'check' ? this.record(key, cost, d, mode) : d
+    return operation === 'check' ? this.record(key, cost, d, mode, request) : d
   }
 
   private override(name: AlgorithmName): Rule {
@@ -250,9 +568,20 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     if (rule === undefined) {
       rule = this.rule.withAlgorithm(name)
       this.overrides.set(name, rule)
+      this.rules.set(rule.ns, rule)
     }
     return rule
   }
+}
+
+/** The decision of an exempt request: admitted, never counted, no headers. */
+function exemptDecision(rule: Rule): Decision {
+  return { allowed: true, limit: rule.limit, remaining: Math.floor(rule.capacity), resetAt: 0, retryAfter: 0, policy: rule.name, reason: 'exempt', delay: 0 }
+}
+
+/** A policy's content, as a cache key for resolvers that return fresh objects. */
+function policyContent(p: Policy): string {
+  return `${String(p.name)}|${String(p.limit)}|${String(p.window)}|${String(p.burst)}|${String(p.algorithm)}|${String(p.cost)}|${String(p.blockDuration)}|${String(p.precision)}|${String(p.leakyMode)}|${String(p.keyStrategy)}`
 }
 
 /** Turn an algorithm outcome (ms) into the public decision (seconds). */

@@ -1,0 +1,229 @@
+// HTTP benchmark: requests per second of an Express and a Fastify hello-world, bare, with Halt (in-memory, nothing
+// blocked) and with the limiters users would otherwise pick, measured with autocannon over loopback. Each server runs in
+// its own child process (pinned to one CPU when `taskset` exists, the load generator to another), contenders alternate
+// round by round, and the medians are compared. Run: npm run bench:http -w halt-bench (after npm run build -w halt).
+// Options: --duration <s> (per run, default 5), --rounds <n> (default 5), --connections <n> (default 50),
+// --only <text> (only the servers whose name contains it, e.g. fastify).
+import { execFileSync, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { median, table } from './lib.mjs'
+
+const SELF = fileURLToPath(import.meta.url)
+// A limit no run reaches (a run sends a few million requests at most): every contender does its full admission work
+// and nothing is rejected. Below 2^31, like real limits, so header values format as small integers do.
+const LIMIT = 1e9
+const WINDOW_S = 60
+
+/** Each server: a factory run in the child; returns a listening server's port. */
+const SERVERS = {
+  'express bare': () => express(() => {}),
+  // The floor for any middleware: one that only sets the same three headers and calls next().
+  'express + headers-only middleware': () =>
+    express((app) =>
+      app.use((_req, res, next) => {
+        res.setHeader('RateLimit-Limit', '100')
+        res.setHeader('RateLimit-Remaining', '99')
+        res.setHeader('RateLimit-Reset', '1700000000')
+        next()
+      }),
+    ),
+  'express + halt': async () => {
+    const { RateLimiter, InMemoryStore } = await import('halt')
+    const { haltMiddleware } = await import('halt/express')
+    // Loopback is exempt by default: turn that off so every request is counted.
+    const limiter = new RateLimiter({ store: new InMemoryStore(), policy: { name: 'bench', limit: LIMIT, window: WINDOW_S }, exemptPrivateIps: false })
+    return express((app) => app.use(haltMiddleware(limiter)))
+  },
+  'express + express-rate-limit': async () => {
+    const { rateLimit } = await import('express-rate-limit')
+    return express((app) => app.use(rateLimit({ windowMs: WINDOW_S * 1000, limit: LIMIT, standardHeaders: 'draft-6', legacyHeaders: false })))
+  },
+  'express + rate-limiter-flexible': async () => {
+    const { RateLimiterMemory } = await import('rate-limiter-flexible')
+    const rl = new RateLimiterMemory({ points: LIMIT, duration: WINDOW_S })
+    // The middleware from rate-limiter-flexible's Express guide, with the same three headers Halt sends.
+    return express((app) =>
+      app.use((req, res, next) => {
+        rl.consume(req.ip)
+          .then((r) => {
+            res.setHeader('RateLimit-Limit', LIMIT)
+            res.setHeader('RateLimit-Remaining', r.remainingPoints)
+            res.setHeader('RateLimit-Reset', Math.ceil((Date.now() + r.msBeforeNext) / 1000))
+            next()
+          })
+          .catch(() => res.status(429).send('Too Many Requests'))
+      }),
+    )
+  },
+  'fastify bare': () => fastify(async () => {}),
+  // The floor for any onRequest-hook limiter: a hook that only sets the same three headers.
+  'fastify + headers-only hook': () =>
+    fastify(async (app) =>
+      app.addHook('onRequest', (_req, reply, done) => {
+        reply.header('RateLimit-Limit', '100')
+        reply.header('RateLimit-Remaining', '99')
+        reply.header('RateLimit-Reset', '1700000000')
+        done()
+      }),
+    ),
+  'fastify + halt': async () => {
+    const { RateLimiter, InMemoryStore } = await import('halt')
+    const { haltPlugin } = await import('halt/fastify')
+    const limiter = new RateLimiter({ store: new InMemoryStore(), policy: { name: 'bench', limit: LIMIT, window: WINDOW_S }, exemptPrivateIps: false })
+    return fastify(async (app) => app.register(haltPlugin, { limiter }))
+  },
+  'fastify + @fastify/rate-limit': async () => {
+    const { default: rateLimit } = await import('@fastify/rate-limit')
+    return fastify(async (app) => app.register(rateLimit, { max: LIMIT, timeWindow: WINDOW_S * 1000 }))
+  },
+}
+
+async function express(setup) {
+  const { default: express } = await import('express')
+  const app = express()
+  setup(app)
+  app.get('/', (_req, res) => {
+    res.send('hello world')
+  })
+  return new Promise((ok) => {
+    const server = app.listen(0, '127.0.0.1', () => ok(server.address().port))
+  })
+}
+
+async function fastify(setup) {
+  const { default: Fastify } = await import('fastify')
+  const app = Fastify()
+  await setup(app)
+  app.get('/', async () => 'hello world')
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  return app.server.address().port
+}
+
+// ---- child: serve one contender ----
+if (process.argv[2] === '--serve') {
+  const port = await SERVERS[process.argv[3]]()
+  process.send({ port })
+  // CPU time this server has used, in µs: with it the parent measures CPU per request, which other load on a
+  // shared machine does not distort the way it distorts throughput.
+  process.on('message', () => {
+    const u = process.cpuUsage()
+    process.send({ cpu: u.user + u.system })
+  })
+  process.on('disconnect', () => process.exit(0))
+} else {
+  await main()
+}
+
+function arg(name, dflt) {
+  const i = process.argv.indexOf(`--${name}`)
+  return i > 0 ? Number(process.argv[i + 1]) : dflt
+}
+
+function pin(cpu, pid) {
+  try {
+    execFileSync('taskset', ['-cp', String(cpu), String(pid)], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+function start(name, cpu) {
+  return new Promise((ok, fail) => {
+    const child = spawn(process.execPath, [SELF, '--serve', name], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    if (cpu !== undefined) pin(cpu, child.pid)
+    child.once('message', (m) => ok({ child, url: `http://127.0.0.1:${m.port}/` }))
+    child.once('exit', (code) => fail(new Error(`${name} exited with ${code}`)))
+  })
+}
+
+function cpuOf(server) {
+  return new Promise((ok) => {
+    server.child.once('message', (m) => ok(m.cpu))
+    server.child.send('cpu')
+  })
+}
+
+/** One run: { rps, cpu } where cpu is the server's CPU µs per request. */
+async function load(server, duration, connections) {
+  const { default: autocannon } = await import('autocannon')
+  const before = await cpuOf(server)
+  const r = await autocannon({ url: server.url, connections, duration, pipelining: 1 })
+  const after = await cpuOf(server)
+  if (r.non2xx > 0 || r.errors > 0) throw new Error(`${server.url}: ${r.non2xx} non-2xx responses, ${r.errors} errors`)
+  return { rps: r.requests.average, cpu: (after - before) / r.requests.total }
+}
+
+async function main() {
+  const duration = arg('duration', 5)
+  const rounds = arg('rounds', 5)
+  const connections = arg('connections', 50)
+  const cpus = (await import('node:os')).availableParallelism()
+  const pinned = existsSync('/usr/bin/taskset') && cpus >= 2 && pin(1, process.pid)
+  const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : ''
+  const names = Object.keys(SERVERS).filter((n) => n.includes(only))
+  console.log(
+    `node ${process.version}, autocannon ${connections} connections, ${duration} s per run, ${rounds} alternating rounds, median req/s` +
+      (pinned ? '; servers on CPU 0, load generator on CPU 1' : ''),
+  )
+  const servers = {}
+  for (const n of names) servers[n] = await start(n, pinned ? 0 : undefined)
+  try {
+    for (const n of names) await load(servers[n], 2, connections) // warm-up (JIT, connection pools)
+    const rps = Object.fromEntries(names.map((n) => [n, []]))
+    const cpu = Object.fromEntries(names.map((n) => [n, []]))
+    for (let r = 0; r < rounds; r++) {
+      // Alternate the order each round so that drift in machine speed hits every contender alike.
+      const order = r % 2 === 0 ? names : [...names].reverse()
+      for (const n of order) {
+        const x = await load(servers[n], duration, connections)
+        rps[n].push(x.rps)
+        cpu[n].push(x.cpu)
+      }
+      process.stderr.write(`round ${r + 1}/${rounds} done\n`)
+    }
+    report(Object.fromEntries(names.map((n) => [n, median(rps[n])])), rps, Object.fromEntries(names.map((n) => [n, median(cpu[n])])))
+  } finally {
+    for (const n of names) servers[n].child.kill()
+  }
+}
+
+function report(med, all, cpu) {
+  const pct = (a, b) => `${((a / b) * 100).toFixed(1)}%`
+  const bare = (n) => (n.startsWith('express') ? 'express bare' : 'fastify bare')
+  const spread = (n) => {
+    const xs = all[n]
+    return `${Math.round(Math.min(...xs))}-${Math.round(Math.max(...xs))}`
+  }
+  console.log(
+    `\n${table(
+      ['server', 'req/s (median)', 'runs (min-max)', 'vs bare (req/s)', 'server CPU per request', 'vs bare (CPU: bare / this)'],
+      Object.keys(med).map((n) => [n, Math.round(med[n]), spread(n), pct(med[n], med[bare(n)]), `${cpu[n].toFixed(1)} µs`, pct(cpu[bare(n)], cpu[n])]),
+    )}`,
+  )
+  console.log(
+    '\nThe CPU column is the throughput a CPU-bound server keeps (bare CPU / contender CPU per request): other load on the machine barely moves it, while it moves req/s a lot.',
+  )
+  const eh = med['express + halt']
+  const fh = med['fastify + halt']
+  const checks = []
+  if (eh !== undefined) {
+    checks.push(['Halt keeps >= 95% of bare Express', eh / med['express bare'] >= 0.95, pct(eh, med['express bare'])])
+    checks.push(['Halt faster than express-rate-limit', eh > med['express + express-rate-limit'], `${(eh / med['express + express-rate-limit']).toFixed(2)}x`])
+  }
+  if (fh !== undefined) {
+    checks.push(['Halt keeps >= 95% of bare Fastify', fh / med['fastify bare'] >= 0.95, pct(fh, med['fastify bare'])])
+    checks.push([
+      'Halt faster than @fastify/rate-limit',
+      fh > med['fastify + @fastify/rate-limit'],
+      `${(fh / med['fastify + @fastify/rate-limit']).toFixed(2)}x`,
+    ])
+  }
+  console.log(
+    `\n${table(
+      ['target', 'met', 'measured'],
+      checks.map(([t, ok, m]) => [t, ok ? 'yes' : 'NO', m]),
+    )}`,
+  )
+}

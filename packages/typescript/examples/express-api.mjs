@@ -1,0 +1,51 @@
+// Example: an Express API limited by Halt (in-memory store, presets.PUBLIC_API), logging one line per decision.
+// Run: npm run example (from the repository root), then try the curl commands it prints.
+import { randomBytes } from 'node:crypto'
+import express from 'express'
+import { InMemoryStore, presets, RateLimiter } from 'halt'
+import { haltMiddleware } from 'halt/express'
+
+const PORT = Number(process.env.PORT ?? 3000)
+
+function log(event) {
+  const { key, decision: d, request } = event
+  const time = new Date().toTimeString().slice(0, 8)
+  const check = d.reason === 'exempt' ? 'exempt' : d.allowed ? 'pass' : d.reason
+  const tail = check === 'exempt' ? '' : d.allowed ? ` remaining=${d.remaining}` : ` remaining=${d.remaining} retry_after=${d.retryAfter}`
+  console.log(`${time} req_id=${request?.header('x-request-id')} key=${key || '-'} check=${check}${tail}`)
+}
+
+const limiter = new RateLimiter({
+  store: new InMemoryStore(),
+  policy: presets.PUBLIC_API, // 100 requests per minute per client, bursts of 120
+  // Pretend a reverse proxy runs on this machine: believe X-Forwarded-For from loopback only.
+  trustedProxies: ['loopback'],
+  telemetry: { onDecision: log },
+})
+
+const app = express()
+app.use((req, _res, next) => {
+  req.headers['x-request-id'] ??= randomBytes(2).toString('hex').slice(0, 3)
+  next()
+})
+app.use(haltMiddleware(limiter))
+app.get('/api/hello', (_req, res) => {
+  res.json({ hello: 'world' })
+})
+app.get('/health', (_req, res) => {
+  res.send('ok')
+})
+
+const server = app.listen(PORT, () => {
+  const url = `http://localhost:${server.address().port}`
+  console.log(`Express API on ${url}, limited by Halt: policy ${presets.PUBLIC_API.name} (100/min, burst 120) per client address.
+Try, in another terminal:
+  curl -i -H 'X-Forwarded-For: 203.0.113.7' ${url}/api/hello        # 200 with RateLimit-* headers
+  for i in $(seq 125); do curl -s -o /dev/null -w '%{http_code} ' -H 'X-Forwarded-For: 203.0.113.7' ${url}/api/hello; done; echo
+  curl -i -H 'X-Forwarded-For: 203.0.113.7' ${url}/api/hello        # 429, Retry-After and a JSON body
+  curl -i ${url}/health                                              # exempt: no headers
+Ctrl-C to stop.
+`)
+})
+process.on('SIGINT', () => server.close(() => process.exit(0)))
+process.on('SIGTERM', () => server.close(() => process.exit(0)))
