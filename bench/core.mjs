@@ -60,4 +60,9 @@ const targets = [
   ['fixed window, 1 hot key: at least express-rate-limit MemoryStore', fw >= erl, `${(fw / erl).toFixed(2)}x`],
   ['token bucket: at most 150 B per key at 1M keys', bytes.get('halt token_bucket') <= 150, `${bytes.get('halt token_bucket').toFixed(0)} B`],
 ]
-console.log(`\n${table(['target', 'met', 'measured'], targets.map(([t, ok, v]) => [t, ok ? 'yes' : 'NO', v]))}`)
+console.log(
+  `\n${table(
+    ['target', 'met', 'measured'],
+    targets.map(([t, ok, v]) => [t, ok ? 'yes' : 'NO', v]),
+  )}`,
+)
