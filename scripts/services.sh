@@ -139,7 +139,7 @@ cmd_restart() {
   take_lock
   for n in "${names[@]}"; do
     declare -F "$(fn "$n" restart)" >/dev/null ||
-      die "restart is supported for redis only (use stop + start for $n)"
+      die "restart is supported for redis, postgres, memcached and mongodb (use stop + start for $n)"
     "$(fn "$n" restart)"
     log "$n: restarted"
   done
@@ -154,7 +154,7 @@ cmd_kill() {
   [[ -d $STATE_DIR ]] || { log "nothing is running"; return 0; }
   take_lock
   for n in "${names[@]}"; do
-    declare -F "$(fn "$n" kill)" >/dev/null || die "kill is supported for redis only"
+    declare -F "$(fn "$n" kill)" >/dev/null || die "kill is supported for redis, postgres, memcached and mongodb"
     "$(fn "$n" kill)"
   done
 }

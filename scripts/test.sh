@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: lint, types, build, spec vectors, unit and property tests, integration tests on real servers.
+# Runs every test: lint, types, build, spec vectors and Redis scripts, unit and property tests, and the integration
+# tests on real servers (Redis, a 3-master Redis Cluster, PostgreSQL, Memcached, moto for DynamoDB, FerretDB for
+# MongoDB: started here on loopback, stopped at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
@@ -10,12 +12,32 @@ npx biome check .
 echo "== spec vectors are what the reference model generates"
 python3 spec/tools/generate_vectors.py --check
 
+echo "== Redis scripts are what spec/tools/build_redis.py builds from spec/redis/src"
+python3 spec/tools/build_redis.py --check
+
 echo "== HTTP cases are what the reference generator makes"
 python3 spec/http/generate.py --check
 
 echo "== typecheck and build"
 npm run typecheck -w halt
 npm run build -w halt
+
+echo "== the packed package: every subpath imports as ESM and CJS, with types"
+bash scripts/check-package.sh
+
+echo "== test servers (scripts/services.sh; installs redis-server when missing)"
+SERVERS=(redis redis-cluster postgres memcached dynamodb mongodb)
+# Stop at the end only what this run started: a server a developer left running stays up.
+status=$(scripts/services.sh status)
+started=()
+for s in "${SERVERS[@]}"; do
+  grep -Eq "^$s +running" <<<"$status" || started+=("$s")
+done
+stop_servers() {
+  if ((${#started[@]})); then scripts/services.sh stop "${started[@]}"; fi
+}
+trap stop_servers EXIT
+eval "$(scripts/services.sh start "${SERVERS[@]}")"
 
 echo "== tests"
 npm test -w halt

@@ -11,6 +11,11 @@ export const entries = {
   'adapters/hono': 'src/adapters/hono/index.ts',
   'adapters/next': 'src/adapters/next/index.ts',
   'adapters/fetch': 'src/adapters/fetch/index.ts',
+  'stores/redis': 'src/stores/redis/index.ts',
+  'stores/postgres': 'src/stores/postgres/index.ts',
+  'stores/mongodb': 'src/stores/mongodb/index.ts',
+  'stores/dynamodb': 'src/stores/dynamodb/index.ts',
+  'stores/memcached': 'src/stores/memcached/index.ts',
 }
 
 export default defineConfig({

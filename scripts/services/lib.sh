@@ -202,3 +202,13 @@ drop_env() { rm -f "$(svc_dir "$1")/env"; }
 
 # shell-quote a value for an `export NAME=value` line
 qv() { printf '%q' "$1"; }
+
+# _wait_port_free WHAT PORT: wait (up to 5 s) until PORT is free again, e.g. after the server on it was killed.
+_wait_port_free() {
+  local i
+  for ((i = 0; i < 100; i++)); do
+    port_is_free "$2" && return 0
+    sleep 0.05
+  done
+  die "cannot restart $1: port $2 is taken by another process"
+}

@@ -57,3 +57,19 @@ svc_memcached_describe() {
   printf 'port=%s pid=%s' "$(cat "$(_mc_dir)/port" 2>/dev/null)" \
     "$(read_pid "$(_mc_pidfile)" || echo -)"
 }
+
+# restart: start memcached again on the same port (after `kill`, for crash tests). Items are gone: memcached keeps none.
+svc_memcached_restart() {
+  local dir port
+  dir=$(_mc_dir)
+  [[ -f $dir/env && -s $dir/port ]] || die "memcached was not started; run: services.sh start memcached"
+  port=$(cat "$dir/port")
+  svc_memcached_stop
+  _wait_port_free memcached "$port"
+  echo "--- services.sh restart $(date '+%F %T')" >>"$dir/memcached.log"
+  _mc_launch "$port"
+}
+
+svc_memcached_kill() {
+  if kill_pid "$(_mc_pidfile)"; then log "memcached killed with SIGKILL (restart with: services.sh restart memcached)"; else log "memcached is not running"; fi
+}

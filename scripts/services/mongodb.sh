@@ -18,10 +18,18 @@ _fdb_dir() { svc_dir mongodb; }
 _fdb_pidfile() { echo "$(_fdb_dir)/ferretdb.pid"; }
 _fdb_bin() { echo "$CACHE_DIR/bin/ferretdb-$FERRETDB_VERSION"; }
 
+# _fdb_reports_version BIN: BIN says it is $FERRETDB_VERSION. (Not `BIN --version | grep -q`: grep quits at the
+# first match, BIN may then die of SIGPIPE, and under pipefail a good binary would count as bad and be rebuilt.)
+_fdb_reports_version() {
+  local out
+  out=$("$1" --version 2>/dev/null) || return 1
+  [[ $'\n'$out$'\n' == *$'\n'"version: $FERRETDB_VERSION"$'\n'* ]]
+}
+
 svc_mongodb_install() {
   local bin
   bin=$(_fdb_bin)
-  if [[ -x $bin ]] && "$bin" --version 2>/dev/null | grep -qx "version: $FERRETDB_VERSION"; then
+  if [[ -x $bin ]] && _fdb_reports_version "$bin"; then
     return 0
   fi
   need_cmd go "Go is needed to build FerretDB $FERRETDB_VERSION (see https://go.dev/doc/install)"
@@ -45,7 +53,7 @@ svc_mongodb_install() {
   }
   rm -rf "$src"
   mv "$bin.tmp" "$bin"
-  "$bin" --version | grep -qx "version: $FERRETDB_VERSION" ||
+  _fdb_reports_version "$bin" ||
     die "built FerretDB binary $bin does not report version $FERRETDB_VERSION"
 }
 
@@ -90,4 +98,20 @@ svc_mongodb_state() {
 svc_mongodb_describe() {
   printf 'port=%s pid=%s impl=ferretdb-%s/sqlite' "$(cat "$(_fdb_dir)/port" 2>/dev/null)" \
     "$(read_pid "$(_fdb_pidfile)" || echo -)" "$FERRETDB_VERSION"
+}
+
+# restart: start FerretDB again on the same port and data (after `kill`, for crash tests).
+svc_mongodb_restart() {
+  local dir port
+  dir=$(_fdb_dir)
+  [[ -f $dir/env && -s $dir/port ]] || die "mongodb was not started; run: services.sh start mongodb"
+  port=$(cat "$dir/port")
+  svc_mongodb_stop
+  _wait_port_free FerretDB "$port"
+  echo "--- services.sh restart $(date '+%F %T')" >>"$dir/ferretdb.log"
+  _fdb_launch "$port"
+}
+
+svc_mongodb_kill() {
+  if kill_pid "$(_fdb_pidfile)"; then log "FerretDB killed with SIGKILL (restart with: services.sh restart mongodb)"; else log "FerretDB is not running"; fi
 }

@@ -179,3 +179,28 @@ svc_postgres_describe() {
   printf 'port=%s pid=%s data=%s' "$(cat "$(_pg_dir)/port" 2>/dev/null)" "$pid" \
     "$(cat "$(_pg_dir)/home" 2>/dev/null || echo -)/data"
 }
+
+# restart: start PostgreSQL again on the same port and data (after `kill`, for crash tests; it recovers from its WAL).
+svc_postgres_restart() {
+  local dir port
+  dir=$(_pg_dir)
+  [[ -f $dir/env && -s $dir/port ]] || die "postgres was not started; run: services.sh start postgres"
+  port=$(cat "$dir/port")
+  svc_postgres_stop
+  _wait_port_free postgres "$port"
+  _pg_launch "$(_pg_bindir)" "$(_pg_home)" "$port"
+}
+
+# kill: SIGKILL the postmaster and its backends (a crash; `restart` recovers).
+svc_postgres_kill() {
+  local pid
+  if [[ -s "$(_pg_dir)/home" ]] && pid_alive "$(_pg_pidfile)"; then
+    pid=$(read_pid "$(_pg_pidfile)")
+    pkill -KILL -P "$pid" 2>/dev/null || true
+    kill -KILL "$pid" 2>/dev/null || true
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+    log "postgres killed with SIGKILL (restart with: services.sh restart postgres)"
+  else
+    log "postgres is not running"
+  fi
+}

@@ -1,0 +1,201 @@
+// Store benchmark: checks/s of Halt's PostgreSQL, MongoDB, DynamoDB and Memcached stores beside rate-limiter-flexible's
+// store for the same database (RateLimiterPostgres, RateLimiterMongo, RateLimiterDynamo, RateLimiterMemcache), on the
+// same server, at 1 and 50 checks in flight over 10k keys (and 50 in flight on one hot key), alternating rounds,
+// medians. Starts its own servers with scripts/services.sh (PostgreSQL, Memcached, FerretDB for MongoDB, moto for
+// DynamoDB) in a state directory of its own, and stops them.
+// Run from the repository root: npm run build && node bench/stores.mjs   (BENCH_ROUNDS, BENCH_MS, BENCH_STORES=postgres,memcached)
+import { execFile } from 'node:child_process'
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { DynamoDB, DynamoDBClient } from '@aws-sdk/client-dynamodb'
+import { RateLimiter } from 'halt'
+import { createDynamoTable, DynamoDBStore } from 'halt/dynamodb'
+import { MemcachedStore } from 'halt/memcached'
+import { MongoDBStore } from 'halt/mongodb'
+import { PostgresStore } from 'halt/postgres'
+import { MemcacheClient } from 'memcache-client'
+import Memcached from 'memcached'
+import { MongoClient } from 'mongodb'
+import pg from 'pg'
+import { RateLimiterDynamo, RateLimiterMemcache, RateLimiterMongo, RateLimiterPostgres } from 'rate-limiter-flexible'
+import { fmtRate, median, table } from './lib.mjs'
+
+const run = promisify(execFile)
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
+const ROUND_MS = Number(process.env.BENCH_MS ?? 1000)
+const ONLY = process.env.BENCH_STORES?.split(',')
+const BIG = 1e9 // a limit nobody reaches: the admission path (a write per check) is measured
+const KEYS = Array.from({ length: 10_000 }, (_, i) => `ip:10.0.${i >> 8}.${i & 255}`)
+const SCENARIOS = [
+  { inflight: 1, keys: 10_000 },
+  { inflight: 50, keys: 10_000 },
+  { inflight: 50, keys: 1 },
+]
+const label = (s) => `${s.inflight} in flight, ${s.keys === 1 ? '1 hot key' : '10k keys'}`
+
+const servicesDir = mkdtempSync(join(tmpdir(), 'halt-bench-stores-'))
+chmodSync(servicesDir, 0o755) // PostgreSQL runs as its own OS user: its cluster then lives in here, and goes with it
+const services = (...args) => run('bash', [join(ROOT, 'scripts/services.sh'), ...args], { env: { ...process.env, HALT_SERVICES_DIR: servicesDir } })
+let stopped = false
+async function stop() {
+  if (stopped) return
+  stopped = true
+  await services('stop').catch(() => {})
+  rmSync(servicesDir, { recursive: true, force: true })
+}
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => stop().then(() => process.exit(130)))
+
+const rlfCheck = (limiter) => (key) =>
+  limiter.consume(key).then(
+    () => true,
+    (r) => {
+      if (r instanceof Error) throw r
+      return false
+    },
+  )
+const haltCheck = (store) => {
+  const limiter = new RateLimiter({ store, policy: { name: 'b', limit: BIG, window: 60 }, timeout: 10_000 })
+  return (key) => limiter.check(key)
+}
+const ready = (make) => new Promise((resolve, reject) => make((err) => (err ? reject(err) : resolve())))
+
+/** Per store: how to reach the server, and the two contenders on it. */
+const STORES = {
+  postgres: {
+    title: 'PostgreSQL (Debian postgresql)',
+    env: 'HALT_TEST_POSTGRES_URL',
+    async contenders(url) {
+      const pools = [new pg.Pool({ connectionString: url, max: 20 }), new pg.Pool({ connectionString: url, max: 20 })]
+      let rlf
+      await ready((cb) => {
+        rlf = new RateLimiterPostgres({ storeClient: pools[0], storeType: 'pool', tableName: 'rlf_bench', points: BIG, duration: 60 }, cb)
+      })
+      return {
+        contenders: [
+          ['rate-limiter-flexible RateLimiterPostgres', rlfCheck(rlf)],
+          ['halt PostgresStore', haltCheck(new PostgresStore({ pool: pools[1], table: 'halt_bench', cleanupInterval: 0 }))],
+        ],
+        close: () => Promise.all(pools.map((p) => p.end())),
+      }
+    },
+  },
+  memcached: {
+    title: 'Memcached (Debian memcached)',
+    env: 'HALT_TEST_MEMCACHED_URL',
+    async contenders(url) {
+      const legacy = new Memcached(url) // rate-limiter-flexible takes the `memcached` package's client
+      const client = new MemcacheClient({ server: url })
+      return {
+        contenders: [
+          [
+            'rate-limiter-flexible RateLimiterMemcache',
+            rlfCheck(new RateLimiterMemcache({ storeClient: legacy, points: BIG, duration: 60, keyPrefix: 'rlf' })),
+          ],
+          ['halt MemcachedStore', haltCheck(new MemcachedStore({ client, prefix: 'bench:' }))],
+        ],
+        close: async () => {
+          legacy.end()
+          client.shutdown()
+        },
+      }
+    },
+  },
+  mongodb: {
+    title: 'MongoDB wire protocol (FerretDB v1.24.2 on SQLite: no real MongoDB here)',
+    env: 'HALT_TEST_FERRETDB_URL',
+    async contenders(url) {
+      const clients = [await new MongoClient(url).connect(), await new MongoClient(url).connect()]
+      const rlf = new RateLimiterMongo({ storeClient: clients[0], dbName: 'bench', tableName: 'rlf', points: BIG, duration: 60 })
+      return {
+        contenders: [
+          ['rate-limiter-flexible RateLimiterMongo', rlfCheck(rlf)],
+          ['halt MongoDBStore', haltCheck(new MongoDBStore({ collection: clients[1].db('bench').collection('halt') }))],
+        ],
+        close: () => Promise.all(clients.map((c) => c.close())),
+      }
+    },
+  },
+  dynamodb: {
+    title: 'DynamoDB API (moto server: DynamoDB Local is not used here)',
+    env: 'HALT_TEST_DYNAMODB_URL',
+    async contenders(url) {
+      const config = { endpoint: url, region: 'us-east-1', credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' } }
+      const client = new DynamoDBClient(config)
+      const aggregated = new DynamoDB(config) // rate-limiter-flexible wants the aggregated client
+      let rlf
+      await ready((cb) => {
+        rlf = new RateLimiterDynamo({ storeClient: aggregated, tableName: 'rlf_bench', points: BIG, duration: 60 }, cb)
+      })
+      await createDynamoTable(client, { table: 'halt_bench' })
+      return {
+        contenders: [
+          ['rate-limiter-flexible RateLimiterDynamo', rlfCheck(rlf)],
+          ['halt DynamoDBStore', haltCheck(new DynamoDBStore({ client, table: 'halt_bench' }))],
+        ],
+        close: async () => {
+          client.destroy()
+          aggregated.destroy()
+        },
+      }
+    },
+  },
+}
+
+/** Checks per second with `inflight` loops, each awaiting one check after another, for `ms`. */
+async function throughput(check, inflight, keys, ms) {
+  let n = 0
+  const end = performance.now() + ms
+  const t0 = performance.now()
+  await Promise.all(
+    Array.from({ length: inflight }, async (_, w) => {
+      for (let i = w * 97; performance.now() < end; i += 1, n++) await check(KEYS[i % keys])
+    }),
+  )
+  return n / ((performance.now() - t0) / 1000)
+}
+
+const names = Object.keys(STORES).filter((n) => ONLY === undefined || ONLY.includes(n))
+const targets = []
+try {
+  const { stdout } = await services('start', ...names)
+  console.log(
+    `# Store benchmark\n\nnode ${process.version}, servers on loopback, ${ROUNDS} alternating rounds of ${ROUND_MS} ms, medians; limit never reached\n`,
+  )
+  for (const name of names) {
+    const s = STORES[name]
+    const url = new RegExp(`${s.env}='?([^'\\n]+)`).exec(stdout)[1]
+    const { contenders, close } = await s.contenders(url)
+    const results = new Map()
+    for (const sc of SCENARIOS) {
+      const samples = new Map(contenders.map(([n]) => [n, []]))
+      for (const [, check] of contenders) await throughput(check, sc.inflight, sc.keys, 300) // warm up
+      for (let r = 0; r < ROUNDS; r++) for (const [n, check] of contenders) samples.get(n).push(await throughput(check, sc.inflight, sc.keys, ROUND_MS))
+      results.set(sc, new Map([...samples].map(([k, v]) => [k, median(v)])))
+    }
+    await close()
+    const [rlfName, haltName] = contenders.map(([n]) => n)
+    console.log(`## ${s.title}\n`)
+    console.log(
+      table(
+        ['contender', ...SCENARIOS.map(label)],
+        contenders.map(([n]) => [
+          n,
+          ...SCENARIOS.map((sc) => `${fmtRate(results.get(sc).get(n))} (${(results.get(sc).get(n) / results.get(sc).get(rlfName)).toFixed(2)}x)`),
+        ]),
+      ),
+    )
+    console.log()
+    for (const sc of SCENARIOS.slice(0, 2)) {
+      const ratio = results.get(sc).get(haltName) / results.get(sc).get(rlfName)
+      targets.push([`${haltName} / ${rlfName}, ${label(sc)}`, ratio.toFixed(2), '1.00', ratio >= 1 ? 'met' : 'NOT met'])
+    }
+  }
+  console.log("## Targets: at least rate-limiter-flexible's throughput on the same server\n")
+  console.log(table(['ratio', 'measured', 'target', ''], targets))
+} finally {
+  await stop()
+}

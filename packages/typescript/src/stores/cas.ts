@@ -1,0 +1,351 @@
+// The compare-and-set loop: one key's atomic update for every store that cannot run the algorithm inside the server
+// (PostgreSQL, MongoDB, DynamoDB, Memcached). Stores only move state; the deciding is `evaluate()`, here, once.
+import { createHash } from 'node:crypto'
+import { evaluate, fits } from '../core/algorithms/kernel.js'
+import { HaltConfigError } from '../core/errors.js'
+import type { Rule } from '../core/policy.js'
+import type { Store } from '../core/store.js'
+import type { Outcome } from '../core/types.js'
+import { escapeKeyPart, storageKey } from './redis/keys.js'
+
+/** One key's record as a server holds it: the spec's state array, a version the server compares, the expiry. */
+export interface Versioned<V> {
+  state: number[]
+  version: V
+  /** When the state is back to fresh (the outcome's `expiresAtMs`), in the limiter's timeline. */
+  expiresAt: number
+}
+
+/** What a write stores. */
+export interface Next {
+  state: number[]
+  /** In the limiter's timeline (ms): what an exact expiry check compares with `now`. */
+  expiresAt: number
+  /** The `now` of the check that computed it. */
+  now: number
+  /** Milliseconds from now until the server may drop the key: `max(1, ceil(expiresAt - now)) + expiryGraceMs`. */
+  ttlMs: number
+}
+
+/**
+ * What a conditional write reports: `{ ok: true }` (with the version it produced, when the server tells), or
+ * `{ ok: false }` when another writer came first, with the record as it now stands when the server tells it
+ * (`current`; null: there is none), so that the loop can try again without a read.
+ */
+export type Written<V> = { ok: true; version?: V } | { ok: false; current?: Versioned<V> | null }
+
+export interface CasStoreOptions {
+  /**
+   * Conditional writes tried per check before the call fails (it then takes the limiter's `onStoreError`). A conflict
+   * means another process wrote the key in between; after the first two, each retry waits a random 0..2^n ms (at most
+   * 32 ms), so that writers of a hot key spread out. Default 100.
+   */
+  maxAttempts?: number
+  /**
+   * Milliseconds a key is kept past its expiry before the server (TTL) or `cleanupExpired()` may drop it. Default 0.
+   * A grace of about the largest clock difference between your app servers keeps a server whose clock is behind from
+   * seeing a key vanish early.
+   */
+  expiryGraceMs?: number
+}
+
+/** Counters for tests, benchmarks and dashboards. */
+export interface CasCounters {
+  /** Checks and peeks answered. */
+  checks: number
+  /** Reads sent to the server. */
+  reads: number
+  /** Conditional writes sent to the server. */
+  writes: number
+  /** Writes refused because another writer came first. */
+  conflicts: number
+  /** Checks that went on under a lock after repeated conflicts (stores that have one: PostgreSQL). */
+  locked: number
+}
+
+/** A check gave up after `maxAttempts` conflicting writes: the limiter's failure policy answers it. */
+export class CasConflictError extends Error {
+  constructor(
+    readonly key: string,
+    readonly attempts: number,
+  ) {
+    super(`halt: ${attempts} conditional writes of ${JSON.stringify(key.slice(0, 200))} in a row lost to other writers; giving up on this check`)
+    this.name = 'CasConflictError'
+  }
+}
+
+/** SHA-256 of `key`'s UTF-8 bytes, base64url without padding (43 characters): how every SDK shortens a key. */
+export function keyDigest(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('base64url')
+}
+
+/** Whether `s` holds a space, a control character (below 0x20) or DEL: what Memcached's text protocol cannot carry in a key. */
+export function hasSpaceOrControl(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c <= 0x20 || c === 0x7f) return true
+  }
+  return false
+}
+
+/**
+ * A store's key prefix, checked: at most 100 bytes (so that a hashed key stays short), no `{` or `}` (they would break
+ * the identity's braces), and for Memcached no space or control characters.
+ */
+export function checkPrefix(prefix: unknown, storeName: string, memcached = false): string {
+  if (typeof prefix !== 'string' || /[{}]/.test(prefix) || (memcached && hasSpaceOrControl(prefix)) || Buffer.byteLength(prefix, 'utf8') > 100) {
+    throw new HaltConfigError(
+      'HALT_INVALID_STORE_PREFIX',
+      `${storeName}: prefix must be a string of at most 100 bytes without '{' or '}'${memcached ? ', spaces or control characters' : ''}, got ${JSON.stringify(prefix)}. Fix: prefix: 'halt:'.`,
+    )
+  }
+  return prefix
+}
+
+/** Longest key the SQL, MongoDB and DynamoDB stores keep as it is (DynamoDB's partition keys stop at 2048 bytes, PostgreSQL's index entries near 2700). */
+export const MAX_KEY_BYTES = 1024
+
+/**
+ * The key of `id` under `ns` (spec/KEYS.md), or, beyond `MAX_KEY_BYTES` of UTF-8, `<prefix><ns>:{%#<digest of the
+ * key>}`: still under the namespace (so `clear(ns)` finds it), and never the key of another identity (an escaped
+ * identity holds `%` only as `%25`, `%7B` or `%7D`).
+ */
+export function boundedKey(prefix: string, ns: string, id: string): string {
+  const key = storageKey(prefix, ns, id)
+  if (key.length * 3 <= MAX_KEY_BYTES || Buffer.byteLength(key, 'utf8') <= MAX_KEY_BYTES) return key
+  return `${prefix}${escapeKeyPart(ns)}:{%#${keyDigest(key)}}`
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
+
+/**
+ * A version for a write: random, 53 bits. Not a counter: a counter restarts when a key is deleted (reset, expiry) and
+ * re-created, and a writer still holding the old record could then win a compare with a version that only looks the
+ * same (ABA). A random version repeats with odds of 2^-53 per pair of writes of one key.
+ */
+export function newVersion(): number {
+  return Math.floor(Math.random() * 2 ** 53)
+}
+
+/** One check waiting for its key. */
+interface Check {
+  rule: Rule
+  now: number
+  cost: number
+  resolve(o: Outcome): void
+  reject(error: unknown): void
+}
+
+/** Most checks of one key that go in one compare-and-set. */
+const MAX_GROUP = 256
+
+/** Most records a speculative store remembers (the last one it wrote per key), to write without reading first. */
+const GUESSES = 10_000
+
+/**
+ * A store made of a compare-and-set primitive. Subclasses move state (read a key's record, write it if it is
+ * unchanged, delete keys); this class runs the algorithm (`evaluate()`, the spec's pure function) between the read
+ * and the write, and retries when another writer came first, so every check is atomic:
+ *
+ * 1. read the record (state, version); none: a fresh key;
+ * 2. run the algorithm on it at `now` (for every check of the key waiting in this process, in order);
+ * 3. unchanged state (a cooldown, a rejection that moves nothing): done, nothing written (the read is the decision's
+ *    linearisation point); else write it on the condition that the version is still the one read (none: that the key
+ *    is still absent, or expired), with a new random version;
+ * 4. on conflict go back to 1 (after two conflicts, with a random wait of up to 2^n ms, at most 32 ms).
+ *
+ * Checks of one key in one process never race each other: while one is in flight the next ones wait, then go as one
+ * group (one read, one write). A server whose failed write returns the current record (`speculative`: PostgreSQL,
+ * DynamoDB) skips step 1: the first write is computed from the record this process wrote last (or from none), and a
+ * conflict hands over the record for the next attempt. An expired record decides exactly as a missing one
+ * (property-tested), so a server that drops expired keys late, or never, changes no decision.
+ */
+export abstract class CasStore<V> implements Store {
+  readonly synchronous = false
+  readonly counters: CasCounters = { checks: 0, reads: 0, writes: 0, conflicts: 0, locked: 0 }
+  readonly maxAttempts: number
+  readonly expiryGraceMs: number
+  /** The latest `now` this store has seen: `cleanupExpired()` uses it by default. */
+  protected lastNow = 0
+  /** Whether a conflicting write tells the current record (then the first write needs no read). */
+  protected readonly speculative: boolean = false
+  /** Conflicts after which a check goes on under `exclusive()`, when the store has it. */
+  protected readonly exclusiveAfter: number = 2
+  /** The record this process wrote last, per key (speculative stores only; bounded). */
+  private readonly guesses = new Map<string, Versioned<V>>()
+  /** Per key with a check in flight: the checks waiting for it. */
+  private readonly queues = new Map<string, Check[]>()
+
+  constructor(options: CasStoreOptions, storeName: string) {
+    const maxAttempts = options.maxAttempts ?? 100
+    if (!Number.isInteger(maxAttempts) || maxAttempts < 1) {
+      throw new HaltConfigError(
+        'HALT_INVALID_CAS_ATTEMPTS',
+        `${storeName}: maxAttempts must be a whole number >= 1, got ${String(options.maxAttempts)}. Fix: omit it (100).`,
+      )
+    }
+    const grace = options.expiryGraceMs ?? 0
+    if (typeof grace !== 'number' || !Number.isInteger(grace) || grace < 0) {
+      throw new HaltConfigError(
+        'HALT_INVALID_EXPIRY_GRACE',
+        `${storeName}: expiryGraceMs must be a whole number of milliseconds >= 0, got ${String(options.expiryGraceMs)}. Fix: omit it (0) or e.g. 1000.`,
+      )
+    }
+    this.maxAttempts = maxAttempts
+    this.expiryGraceMs = grace
+  }
+
+  /** The server's key of `id` under namespace `ns` (spec/KEYS.md). */
+  abstract key(ns: string, id: string): string
+  /** The record of `key`, or null when there is none. */
+  protected abstract read(key: string, ns: string): Promise<Versioned<V> | null>
+  /** Store `next` if the key still holds `prev` (same version), or, with `prev` null, if it holds nothing or an expired record. */
+  protected abstract write(key: string, ns: string, next: Next, prev: Versioned<V> | null): Promise<Written<V>>
+  /** Delete one key. */
+  protected abstract remove(key: string, ns: string): Promise<void>
+  /** Delete every key of `ns`, or every key of this store. */
+  protected abstract removeAll(ns?: string): Promise<void>
+  /**
+   * Optional: run `apply` on the current record with the key locked against other writers, and store what it returns
+   * (null: nothing to store). Used after `exclusiveAfter` conflicts, so that a hot key's writers queue instead of racing.
+   */
+  protected exclusive?(key: string, ns: string, apply: (current: Versioned<V> | null) => Next | null): Promise<void>
+
+  consume(ns: string, id: string, rule: Rule, now: number, cost: number): Promise<Outcome> {
+    if (now > this.lastNow) this.lastNow = now
+    const key = this.key(ns, id)
+    return new Promise((resolve, reject) => {
+      const check: Check = { rule, now, cost, resolve, reject }
+      const queue = this.queues.get(key)
+      if (queue !== undefined) queue.push(check)
+      else {
+        this.queues.set(key, [])
+        this.run(key, ns, [check])
+      }
+    })
+  }
+
+  async peek(ns: string, id: string, rule: Rule, now: number): Promise<Outcome> {
+    this.counters.reads++
+    const record = await this.read(this.key(ns, id), ns)
+    this.counters.checks++
+    return evaluate(record?.state, now, 0, rule).outcome
+  }
+
+  async reset(ns: string, id: string): Promise<void> {
+    const key = this.key(ns, id)
+    this.guesses.delete(key)
+    await this.remove(key, ns)
+  }
+
+  async clear(ns?: string): Promise<void> {
+    this.guesses.clear()
+    await this.removeAll(ns)
+  }
+
+  /**
+   * Run a group of checks of one key as one compare-and-set. Checks of a key that arrive while one is in flight wait,
+   * and go together next (in arrival order, up to 256): a hot key costs this process one round trip per group instead
+   * of a race between its own checks, and other processes meet one writer per process.
+   */
+  private run(key: string, ns: string, group: Check[]): void {
+    this.update(key, ns, group)
+      .then(
+        (outcomes) => {
+          for (let i = 0; i < group.length; i++) (group[i] as Check).resolve(outcomes[i] as Outcome)
+        },
+        (error) => {
+          for (const c of group) c.reject(error)
+        },
+      )
+      .finally(() => {
+        const queue = this.queues.get(key) as Check[]
+        if (queue.length === 0) this.queues.delete(key)
+        else this.run(key, ns, queue.splice(0, MAX_GROUP))
+      })
+  }
+
+  /** The group's steps, in order, from `prev`; and what to store (null: nothing changed, when `prev` was read, not guessed). */
+  private apply(prev: Versioned<V> | null, group: Check[], fresh: boolean): { outcomes: Outcome[]; next: Next | null } {
+    let state: number[] | undefined = prev?.state
+    let expiresAt = 0
+    let first = Number.POSITIVE_INFINITY
+    let last = Number.NEGATIVE_INFINITY
+    const outcomes: Outcome[] = new Array(group.length)
+    for (let i = 0; i < group.length; i++) {
+      const c = group[i] as Check
+      const r = evaluate(state, c.now, c.cost, c.rule)
+      state = r.state
+      outcomes[i] = r.outcome
+      if (r.outcome.expiresAtMs > expiresAt) expiresAt = r.outcome.expiresAtMs
+      if (c.now < first) first = c.now
+      if (c.now > last) last = c.now
+    }
+    const rule = (group[group.length - 1] as Check).rule
+    // Unchanged (cooldowns, rejections that move nothing): the stored expiry, derived from the same state, still holds.
+    // A guess (`fresh` false) is written all the same: the conditional write is what confirms it.
+    if (fresh && prev !== null && fits(prev.state, rule) && same(prev.state, state as number[])) return { outcomes, next: null }
+    const ttlMs = Math.max(1, Math.ceil(expiresAt - last)) + this.expiryGraceMs
+    // `now` (what an insert compares an existing record's expiry with) is the group's earliest: expired by then, the
+    // record is equivalent to none for the first step, and the others follow from it.
+    return { outcomes, next: { state: state as number[], expiresAt, now: first, ttlMs } }
+  }
+
+  private async update(key: string, ns: string, group: Check[]): Promise<Outcome[]> {
+    // `known`: the record as last seen (read, or handed over by a failed write); undefined: not known, read it.
+    let known: Versioned<V> | null | undefined = this.speculative ? (this.guesses.get(key) ?? null) : undefined
+    let fresh = false
+    for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
+      if (attempt >= this.exclusiveAfter && this.exclusive !== undefined) return this.locked(key, ns, group)
+      if (attempt >= 2) await sleep(Math.random() * Math.min(32, 2 ** (attempt - 1)))
+      if (known === undefined) {
+        this.counters.reads++
+        known = await this.read(key, ns)
+        fresh = true
+      }
+      const { outcomes, next } = this.apply(known, group, fresh)
+      if (next === null) {
+        this.counters.checks += group.length
+        return outcomes
+      }
+      this.counters.writes++
+      const written = await this.write(key, ns, next, known)
+      if (written.ok) {
+        this.counters.checks += group.length
+        if (this.speculative) this.remember(key, next, written.version)
+        return outcomes
+      }
+      this.counters.conflicts++
+      this.guesses.delete(key)
+      known = written.current
+      fresh = true
+    }
+    throw new CasConflictError(key, this.maxAttempts)
+  }
+
+  /** The group under the store's lock: it cannot conflict. */
+  private async locked(key: string, ns: string, group: Check[]): Promise<Outcome[]> {
+    this.counters.locked++
+    let result: Outcome[] = []
+    await (this.exclusive as NonNullable<CasStore<V>['exclusive']>)(key, ns, (current) => {
+      const { outcomes, next } = this.apply(current, group, true)
+      result = outcomes
+      return next
+    })
+    this.counters.checks += group.length
+    return result
+  }
+
+  /** Remember what this process wrote, for its next speculative write. */
+  private remember(key: string, next: Next, version: V | undefined): void {
+    if (version === undefined) return
+    if (this.guesses.size >= GUESSES) this.guesses.delete(this.guesses.keys().next().value as string)
+    this.guesses.delete(key)
+    this.guesses.set(key, { state: next.state, version, expiresAt: next.expiresAt })
+  }
+}
+
+function same(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
+  return true
+}

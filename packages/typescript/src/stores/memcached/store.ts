@@ -1,0 +1,169 @@
+// MemcachedStore: one item per key, updated by the compare-and-set loop of ../cas.ts with gets / cas (add for new keys).
+import { HaltConfigError } from '../../core/errors.js'
+import { CasStore, type CasStoreOptions, checkPrefix, type Next, newVersion, type Versioned, type Written } from '../cas.js'
+import { globalKey, namespaceKey, stateKey } from './keys.js'
+
+/** One value of a `gets`: the data and its CAS unique. */
+export interface MemcachedValue {
+  value: unknown
+  casUniq?: string | number
+}
+
+/**
+ * The parts of a `memcache-client` `MemcacheClient` the store uses (another client can be wrapped to this shape).
+ * Store commands reject when Memcached answers NOT_STORED, EXISTS or NOT_FOUND.
+ */
+export interface MemcachedClientLike {
+  gets(keys: string[]): Promise<Record<string, MemcachedValue | undefined>>
+  add(key: string, value: string, options: { lifetime: number }): Promise<unknown>
+  cas(key: string, value: string, options: { casUniq: string | number; lifetime: number }): Promise<unknown>
+  set(key: string, value: string, options: { lifetime: number }): Promise<unknown>
+  delete(key: string): Promise<unknown>
+}
+
+export interface MemcachedStoreOptions extends CasStoreOptions {
+  /** A `MemcacheClient` of `memcache-client` (it has `gets` and `cas`). The store does not own it: shut it down yourself. */
+  client: MemcachedClientLike
+  /** Prepended to every key (spec/KEYS.md). No `{`, `}`, space or control characters; at most 100 bytes. Default `'halt:'`. */
+  prefix?: string
+}
+
+/** The stored value (JSON): state, expiry (limiter's timeline) and the generations it was written under. */
+interface Stored {
+  s: number[]
+  e: number
+  g: string
+}
+
+/** The version of a record: Memcached's CAS unique (null: no item, `add` it). */
+export interface MemcachedVersion {
+  cas: string | null
+}
+
+const THIRTY_DAYS = 30 * 24 * 3600
+
+/**
+ * A store in Memcached: one item per key, written with `cas` on the CAS unique of the `gets` that read it (or `add`
+ * for a new key), and retried when another writer came first. Items expire by themselves (whole seconds, so each is
+ * kept one second longer than its state needs); an expired item still there decides as a missing one.
+ *
+ * Memcached cannot list keys, so `clear(ns)` and `clear()` work by generations: each namespace, and the store, has a
+ * generation item read with every check (in the same `gets`); a clear replaces it, and items written under an older
+ * one count as absent. Keys over 250 bytes or with spaces or control characters are hashed (spec/KEYS.md).
+ *
+ * @example
+ * import { MemcacheClient } from 'memcache-client'
+ * import { RateLimiter } from 'halt'
+ * import { MemcachedStore } from 'halt/memcached'
+ *
+ * const client = new MemcacheClient({ server: 'localhost:11211' })
+ * const limiter = new RateLimiter({ store: new MemcachedStore({ client }), policy: { name: 'api', limit: 100, window: '1m' } })
+ */
+export class MemcachedStore extends CasStore<MemcachedVersion> {
+  readonly prefix: string
+  private readonly client: MemcachedClientLike
+  /** The generations seen by the last read of each namespace: a write tags its value with them. */
+  private readonly generations = new Map<string, string>()
+
+  constructor(options: MemcachedStoreOptions) {
+    super(options ?? ({} as MemcachedStoreOptions), 'MemcachedStore')
+    const client = options?.client
+    if (client === null || typeof client !== 'object' || typeof client.gets !== 'function' || typeof client.cas !== 'function') {
+      throw new HaltConfigError(
+        'HALT_INVALID_MEMCACHED_CLIENT',
+        "MemcachedStore needs a client with gets and cas, such as memcache-client's MemcacheClient. Fix: new MemcachedStore({ client: new MemcacheClient({ server: 'localhost:11211' }) }).",
+      )
+    }
+    this.client = client
+    this.prefix = checkPrefix(options.prefix ?? 'halt:', 'MemcachedStore', true)
+  }
+
+  /** The Memcached key of `id` under `ns`: spec/KEYS.md's, or its hash when too long or unsafe. */
+  key(ns: string, id: string): string {
+    return stateKey(this.prefix, ns, id)
+  }
+
+  /** The state a key holds (as the store sees it: an item of an older generation is absent), or undefined. */
+  async get(ns: string, id: string): Promise<{ state: number[]; expiresAt: number } | undefined> {
+    const r = await this.read(this.key(ns, id), ns)
+    return r === null || r.state.length === 0 ? undefined : { state: r.state, expiresAt: r.expiresAt }
+  }
+
+  /** One `gets` of the store's generation, the namespace's and the key's item. */
+  protected async read(key: string, ns: string): Promise<Versioned<MemcachedVersion> | null> {
+    const gk = globalKey(this.prefix)
+    const nk = namespaceKey(this.prefix, ns)
+    for (let attempt = 0; ; attempt++) {
+      const got = await this.client.gets([gk, nk, key])
+      const g = text(got[gk])
+      const n = text(got[nk])
+      if (g === undefined || n === undefined) {
+        // First use (or the generation item was evicted): start a generation. Items of any earlier one stay absent.
+        if (attempt >= 3) throw new Error('MemcachedStore: could not establish the generation items')
+        if (g === undefined) await this.client.add(gk, token(), { lifetime: 0 }).catch(notStored)
+        if (n === undefined) await this.client.add(nk, token(), { lifetime: 0 }).catch(notStored)
+        continue
+      }
+      const generation = `${g}.${n}`
+      this.generations.set(ns, generation)
+      const item = got[key]
+      if (item === undefined) return null
+      const cas = item.casUniq === undefined ? null : String(item.casUniq)
+      const stored = parse(text(item))
+      // An item of an older generation (cleared) or unreadable: absent, but it is there, so it is overwritten with cas.
+      if (stored === undefined || stored.g !== generation) return { state: [], version: { cas }, expiresAt: 0 }
+      return { state: stored.s, version: { cas }, expiresAt: stored.e }
+    }
+  }
+
+  protected async write(key: string, ns: string, next: Next, prev: Versioned<MemcachedVersion> | null): Promise<Written<MemcachedVersion>> {
+    const value = JSON.stringify({ s: next.state, e: next.expiresAt, g: this.generations.get(ns) ?? '' } satisfies Stored)
+    // Whole seconds, rounded up, plus one: Memcached's clock ticks in seconds, so an item given N seconds may go after N - 1.
+    let lifetime = Math.ceil(next.ttlMs / 1000) + 1
+    if (lifetime > THIRTY_DAYS) lifetime = Math.ceil(Date.now() / 1000) + lifetime // beyond 30 days Memcached reads an absolute time
+    try {
+      if (prev === null || prev.version.cas === null) await this.client.add(key, value, { lifetime })
+      else await this.client.cas(key, value, { casUniq: prev.version.cas, lifetime })
+      return { ok: true }
+    } catch (error) {
+      if (/NOT_STORED|EXISTS|NOT_FOUND/.test(String((error as Error)?.message))) return { ok: false }
+      throw error
+    }
+  }
+
+  protected async remove(key: string): Promise<void> {
+    await this.client.delete(key).catch((error) => {
+      if (!/NOT_FOUND/.test(String((error as Error)?.message))) throw error
+    })
+  }
+
+  /** A new generation for `ns` (or for the whole store): every item written before counts as absent, and Memcached evicts it in time. */
+  protected async removeAll(ns?: string): Promise<void> {
+    const k = ns === undefined ? globalKey(this.prefix) : namespaceKey(this.prefix, ns)
+    await this.client.set(k, token(), { lifetime: 0 })
+  }
+}
+
+/** A new generation: random, 53 bits in base 36. */
+function token(): string {
+  return newVersion().toString(36)
+}
+
+function text(v: MemcachedValue | undefined): string | undefined {
+  if (v === undefined || v.value === undefined || v.value === null) return undefined
+  return Buffer.isBuffer(v.value) ? v.value.toString('utf8') : String(v.value)
+}
+
+function parse(raw: string | undefined): Stored | undefined {
+  if (raw === undefined) return undefined
+  try {
+    const v = JSON.parse(raw) as Stored
+    return Array.isArray(v?.s) && typeof v.e === 'number' && typeof v.g === 'string' ? v : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function notStored(error: unknown): void {
+  if (!/NOT_STORED/.test(String((error as Error)?.message))) throw error
+}

@@ -1,0 +1,285 @@
+// PostgresStore: one row per key, updated by the compare-and-set loop of ../cas.ts in single statements (one round
+// trip when this process's guess of the row is right), and under a row lock when a key is contended.
+import { HaltConfigError } from '../../core/errors.js'
+import { boundedKey, CasStore, type CasStoreOptions, checkPrefix, type Next, newVersion, type Versioned, type Written } from '../cas.js'
+import { escapeKeyPart } from '../redis/keys.js'
+import { createTableSql, likePrefix, quoteTable, type Statements, statements } from './sql.js'
+
+/** The parts of a node-postgres (`pg`) result the store reads. */
+export interface PgResult {
+  rows: Record<string, unknown>[]
+  rowCount: number | null
+}
+
+/** A query as node-postgres takes it (`name` makes it a prepared statement on each connection). */
+export interface PgQuery {
+  name?: string
+  text: string
+  values?: unknown[]
+}
+
+/** A connection checked out of a pool. */
+export interface PgPoolClient {
+  query(q: PgQuery): Promise<PgResult>
+  release(error?: Error | boolean): void
+}
+
+/** The parts of a `pg.Pool` the store uses (a `pg.Client` works too; a Pool also lets contended keys queue on a row lock). */
+export interface PgPoolLike {
+  query(q: PgQuery): Promise<PgResult>
+  connect?(): Promise<unknown>
+}
+
+export interface PostgresStoreOptions extends CasStoreOptions {
+  /**
+   * A `pg.Pool` (recommended) or a connected `pg.Client`. The store does not own it: end it yourself. With a Pool, a
+   * check that lost two compare-and-set rounds to other writers goes on in a transaction holding the row's lock, so
+   * the writers of a hot key queue instead of retrying; a single Client cannot hold a transaction for one check while
+   * it serves others, so there conflicts are simply retried.
+   */
+  pool: PgPoolLike
+  /** Table name, optionally schema-qualified. Default `'halt_state'`. */
+  table?: string
+  /** Create the table and its index on first use (`CREATE ... IF NOT EXISTS`). Default true; false for teams that migrate by hand (`createTableSql()`). */
+  createTable?: boolean
+  /** Prepended to every key (spec/KEYS.md). No `{` or `}`. Default `'halt:'`. */
+  prefix?: string
+  /** Milliseconds between deletions of expired rows (an unref'd timer; `cleanupExpired()` by hand otherwise). 0 turns it off. Default 60,000. */
+  cleanupInterval?: number
+}
+
+const CLEANUP_BATCH = 10_000
+
+/**
+ * A store in PostgreSQL (9.5+): one row per key in one table. Every check is a compare-and-set: the algorithm runs in
+ * this process (the spec's pure function) and the row is written only if nobody wrote it meanwhile. Each write is a
+ * single statement that also returns the row when it loses, so a check costs one round trip when this process
+ * guessed the row right (a new key, an expired one, or one it wrote last) and two otherwise; a key contended by
+ * several writers goes on under a row lock (with a Pool). Expired rows are deleted every `cleanupInterval`.
+ *
+ * @example
+ * import pg from 'pg'
+ * import { RateLimiter } from 'halt'
+ * import { PostgresStore } from 'halt/postgres'
+ *
+ * const pool = new pg.Pool({ connectionString: process.env.DATABASE_URL })
+ * const limiter = new RateLimiter({
+ *   store: new PostgresStore({ pool }),
+ *   policy: { name: 'api', limit: 100, window: '1m' },
+ *   timeout: 200,
+ * })
+ * const d = await limiter.check('user:42')
+ */
+export class PostgresStore extends CasStore<string> {
+  readonly table: string
+  readonly prefix: string
+  protected override readonly speculative = true
+  protected override readonly exclusiveAfter: number
+  private readonly pool: PgPoolLike
+  private readonly sql: Statements
+  private readonly names: Record<keyof Statements, string>
+  private setup: Promise<void> | undefined
+  private readonly createTable: boolean
+  private timer: ReturnType<typeof setInterval> | undefined
+
+  constructor(options: PostgresStoreOptions) {
+    super(options ?? ({} as PostgresStoreOptions), 'PostgresStore')
+    const pool = options?.pool
+    if (pool === null || typeof pool !== 'object' || typeof pool.query !== 'function') {
+      throw new HaltConfigError(
+        'HALT_INVALID_POSTGRES_CLIENT',
+        'PostgresStore needs a pg Pool (or a connected pg Client). Fix: new PostgresStore({ pool: new pg.Pool({ connectionString }) }).',
+      )
+    }
+    this.pool = pool
+    this.table = options.table ?? 'halt_state'
+    quoteTable(this.table)
+    this.sql = statements(this.table)
+    // Prepared statements, named per table (and per text, so that a changed statement never meets an old plan).
+    const tag = hash(`${this.table}\n${Object.values(this.sql).join('\n')}`)
+    this.names = Object.fromEntries(Object.keys(this.sql).map((k) => [k, `halt_${k}_${tag}`])) as Record<keyof Statements, string>
+    this.prefix = checkPrefix(options.prefix ?? 'halt:', 'PostgresStore')
+    this.createTable = options.createTable ?? true
+    // A Pool (it counts its clients) can lend a connection for a transaction; a single Client cannot.
+    this.exclusiveAfter = typeof (pool as { totalCount?: unknown }).totalCount === 'number' && typeof pool.connect === 'function' ? 2 : Number.POSITIVE_INFINITY
+    const interval = options.cleanupInterval ?? 60_000
+    if (typeof interval !== 'number' || !(interval >= 0) || !Number.isFinite(interval)) {
+      throw new HaltConfigError(
+        'HALT_INVALID_CLEANUP_INTERVAL',
+        `PostgresStore: cleanupInterval must be milliseconds >= 0, got ${String(options.cleanupInterval)}. Fix: omit it (60000) or 0 to turn the timer off.`,
+      )
+    }
+    if (interval > 0) {
+      this.timer = setInterval(() => {
+        this.cleanupExpired().catch(() => {}) // a store that is down is the failure policy's business, not the sweep's
+      }, interval)
+      ;(this.timer as { unref?: () => void }).unref?.()
+    }
+  }
+
+  /** The row key of `id` under `ns`: spec/KEYS.md, with NUL (which PostgreSQL text cannot hold) written `%00`; hashed beyond 1024 bytes. */
+  key(ns: string, id: string): string {
+    const key = boundedKey(this.prefix, ns, id)
+    return key.includes('\0') ? key.replace(/\0/g, '%00') : key
+  }
+
+  /** The table's DDL (what `createTable` runs). */
+  createTableSql(): string {
+    return createTableSql(this.table)
+  }
+
+  /**
+   * Delete the rows whose state expired at `now` (default: the latest time this store has seen, less `expiryGraceMs`),
+   * in batches of 10,000 through the `expires_at` index. Returns how many were deleted.
+   */
+  async cleanupExpired(now: number = this.lastNow - this.expiryGraceMs): Promise<number> {
+    if (!(now > 0)) return 0
+    await this.ready()
+    let total = 0
+    for (;;) {
+      const r = await this.query('cleanup', [now, CLEANUP_BATCH])
+      const n = r.rowCount ?? 0
+      total += n
+      if (n < CLEANUP_BATCH) return total
+    }
+  }
+
+  /** Rows held (of a namespace, or under the prefix). A count over the table: for tests and dashboards, not hot paths. */
+  async size(ns?: string): Promise<number> {
+    await this.ready()
+    const r = await this.query('count', [likePrefix(this.namespacePrefix(ns))])
+    return Number(r.rows[0]?.n ?? 0)
+  }
+
+  /** Stop the cleanup timer. The pool stays open: it belongs to the caller. */
+  close(): void {
+    if (this.timer !== undefined) clearInterval(this.timer)
+    this.timer = undefined
+  }
+
+  protected async read(key: string): Promise<Versioned<string> | null> {
+    await this.ready()
+    const r = await this.query('read', [key])
+    return r.rows.length === 0 ? null : record(r.rows[0] as Record<string, unknown>)
+  }
+
+  protected async write(key: string, _ns: string, next: Next, prev: Versioned<string> | null): Promise<Written<string>> {
+    await this.ready()
+    const r =
+      prev === null
+        ? await this.query('insert', [key, next.state, next.expiresAt, next.now, String(newVersion())])
+        : await this.query('update', [key, next.state, next.expiresAt, prev.version, String(newVersion())])
+    const row = r.rows[0]
+    if (row === undefined) return { ok: false, current: undefined } // a concurrent insert, not visible yet: read again
+    if (row.written !== null && row.written !== undefined) return { ok: true, version: String(row.written) }
+    return { ok: false, current: record(row) }
+  }
+
+  /** The check in a transaction that holds the row's lock: the writers of a hot key queue here instead of racing. */
+  protected override async exclusive(key: string, _ns: string, apply: (current: Versioned<string> | null) => Next | null): Promise<void> {
+    await this.ready()
+    for (;;) {
+      const client = (await (this.pool.connect as () => Promise<PgPoolClient>)()) as PgPoolClient
+      let broken: Error | undefined
+      try {
+        await client.query({ text: 'BEGIN' })
+        const r = await client.query({ name: this.names.lock, text: this.sql.lock, values: [key] })
+        const current = r.rows.length === 0 ? null : record(r.rows[0] as Record<string, unknown>)
+        const next = apply(current)
+        let done = true
+        if (next !== null && current !== null) {
+          await client.query({ name: this.names.lockedUpdate, text: this.sql.lockedUpdate, values: [key, next.state, next.expiresAt, String(newVersion())] })
+        } else if (next !== null) {
+          // No row to lock: insert, unless another transaction inserted it first (then lock that row and start over).
+          const ins = await client.query({
+            name: this.names.lockedInsert,
+            text: this.sql.lockedInsert,
+            values: [key, next.state, next.expiresAt, String(newVersion())],
+          })
+          done = ins.rows.length > 0
+        }
+        await client.query({ text: done ? 'COMMIT' : 'ROLLBACK' })
+        if (done) return
+      } catch (error) {
+        broken = error as Error
+        await client.query({ text: 'ROLLBACK' }).catch(() => {})
+        throw error
+      } finally {
+        client.release(broken)
+      }
+    }
+  }
+
+  protected async remove(key: string): Promise<void> {
+    await this.ready()
+    await this.query('delete', [key])
+  }
+
+  protected async removeAll(ns?: string): Promise<void> {
+    await this.ready()
+    await this.query('deleteLike', [likePrefix(this.namespacePrefix(ns))])
+  }
+
+  /** Every key of `ns` starts with this (with none: every key of this store). */
+  private namespacePrefix(ns?: string): string {
+    return ns === undefined ? this.prefix : `${this.prefix}${escapeKeyPart(ns).replace(/\0/g, '%00')}:{`
+  }
+
+  private query(name: keyof Statements, values: unknown[]): Promise<PgResult> {
+    return this.pool.query({ name: this.names[name], text: this.sql[name], values })
+  }
+
+  /** Create the table on first use (once; again after a failure), under an advisory lock so that processes starting together do not race. */
+  private ready(): Promise<void> {
+    if (!this.createTable) return Promise.resolve()
+    if (this.setup === undefined) {
+      this.setup = this.create().catch((error) => {
+        this.setup = undefined
+        throw error
+      })
+    }
+    return this.setup
+  }
+
+  private async create(): Promise<void> {
+    const ddl = createTableSql(this.table)
+    const lock = `SELECT pg_advisory_xact_lock(${lockId(this.table)})`
+    if (typeof (this.pool as { totalCount?: unknown }).totalCount === 'number' && typeof this.pool.connect === 'function') {
+      const client = (await (this.pool.connect as () => Promise<PgPoolClient>)()) as PgPoolClient
+      let broken: Error | undefined
+      try {
+        await client.query({ text: 'BEGIN' })
+        await client.query({ text: lock })
+        for (const statement of ddl.split(';\n')) await client.query({ text: statement })
+        await client.query({ text: 'COMMIT' })
+      } catch (error) {
+        broken = error as Error
+        await client.query({ text: 'ROLLBACK' }).catch(() => {})
+        throw error
+      } finally {
+        client.release(broken)
+      }
+    } else {
+      // One Client: a single multi-statement query is one implicit transaction.
+      await this.pool.query({ text: `BEGIN; ${lock}; ${ddl} COMMIT;` })
+    }
+  }
+}
+
+function record(row: Record<string, unknown>): Versioned<string> {
+  return { state: row.state as number[], version: String(row.version), expiresAt: Number(row.expires_at) }
+}
+
+/** A short, stable tag (FNV-1a, base 36). */
+function hash(s: string): string {
+  let h = 0x811c9dc5
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193) >>> 0
+  return h.toString(36)
+}
+
+/** The advisory lock id of a table's creation: a 31-bit number derived from its name. */
+function lockId(table: string): number {
+  let h = 0x811c9dc5
+  for (const c of `halt:create:${table}`) h = Math.imul(h ^ (c.codePointAt(0) as number), 0x01000193) >>> 0
+  return h & 0x7fffffff
+}

@@ -1,0 +1,251 @@
+// Failure policy on real outages of the compare-and-set stores: each server (an instance of its own, started by
+// scripts/services.sh in a state directory of its own) is SIGKILLed in the middle of a load and restarted on the same
+// port (PostgreSQL, Memcached, FerretDB), or frozen with SIGSTOP and thawed (moto: a restart would lose its in-memory
+// tables). open, closed and fallback must answer as configured, no request may wait past the timeout, and the
+// limiter must go back to the store by itself.
+import { execFile } from 'node:child_process'
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type Decision, type DecisionEvent, type OnStoreError, RateLimiter, type Store, type StoreErrorEvent } from '../../src/index.js'
+import { createDynamoTable } from '../../src/stores/dynamodb/index.js'
+import { dynamoClient, type Opened, openDynamo, openMemcached, openMongo, openPostgres } from './cas-clients.js'
+import { SERVICES_SH, type ServerVar, serverUrl, servicePid, sleep } from './cas-support.js'
+
+const run = promisify(execFile)
+const MARGIN = 150
+const RETRY = 200
+const LIMIT = 50
+const KEYS = 20
+const OUTAGE = 1500
+
+interface Sample {
+  key: string
+  start: number
+  latency: number
+  decision?: Decision
+  storeError?: OnStoreError
+  thrown?: unknown
+}
+
+interface Case {
+  name: string
+  service: 'postgres' | 'memcached' | 'mongodb' | 'dynamodb'
+  env: ServerVar
+  /** The variable services.sh prints for the instance. */
+  printed: string
+  outage: 'kill' | 'stall'
+  /**
+   * The limiter's timeout (ms). 100 for the real servers; the emulators answer 30 concurrent loops slower (FerretDB on
+   * SQLite, moto in Python: several ms per request, queued), so a healthy server would look down at 100.
+   */
+  timeout: number
+  /** Concurrent request loops per onStoreError mode. */
+  loops: number
+  open(url: string, lane: string): Promise<Opened>
+}
+
+const cases: Case[] = [
+  {
+    name: 'PostgreSQL',
+    service: 'postgres',
+    env: 'HALT_TEST_POSTGRES_URL',
+    printed: 'HALT_TEST_POSTGRES_URL',
+    outage: 'kill',
+    timeout: 100,
+    loops: 10,
+    open: (url, lane) => openPostgres(url, `fault_${lane}`, 'halt:', 10),
+  },
+  {
+    name: 'Memcached',
+    service: 'memcached',
+    env: 'HALT_TEST_MEMCACHED_URL',
+    printed: 'HALT_TEST_MEMCACHED_URL',
+    outage: 'kill',
+    timeout: 100,
+    loops: 10,
+    open: (url, lane) => openMemcached(url, `${lane}:`),
+  },
+  {
+    name: 'FerretDB',
+    service: 'mongodb',
+    env: 'HALT_TEST_FERRETDB_URL',
+    printed: 'HALT_TEST_FERRETDB_URL',
+    outage: 'kill',
+    // FerretDB on SQLite serialises writes: with 30 loops (3 modes x 10) a healthy server misses 500 ms now and then.
+    timeout: 1000,
+    loops: 4,
+    open: (url, lane) => openMongo(url, `fault_${lane}`, 'halt:'),
+  },
+  {
+    name: 'DynamoDB (moto)',
+    service: 'dynamodb',
+    env: 'HALT_TEST_DYNAMODB_URL',
+    printed: 'HALT_TEST_DYNAMODB_URL',
+    outage: 'stall',
+    timeout: 500,
+    loops: 10,
+    open: async (url, lane) => {
+      await createDynamoTable(dynamoClient(url), { table: `fault_${lane}` })
+      return openDynamo(url, `fault_${lane}`, 'halt:')
+    },
+  },
+]
+
+for (const c of cases) {
+  // Run where the shared server of this kind is provisioned (npm test starts them; CI must).
+  describe.skipIf(serverUrl(c.env) === undefined)(
+    `${c.name}: ${c.outage === 'kill' ? 'killed and restarted' : 'frozen and thawed'} in the middle of a load`,
+    () => {
+      let dir: string | undefined
+      const services = (...args: string[]) => run('bash', [SERVICES_SH, ...args], { env: { ...process.env, HALT_SERVICES_DIR: dir } })
+      let url: string
+
+      beforeAll(async () => {
+        dir = mkdtempSync(join(tmpdir(), 'halt-fault-'))
+        chmodSync(dir, 0o755) // PostgreSQL runs as its own OS user: its cluster then lives in here, and goes with it
+        const { stdout } = await services('start', c.service)
+        url = new RegExp(`${c.printed}='?([^'\\n]+)`).exec(stdout)?.[1] as string
+        expect(url).toBeDefined()
+      }, 120_000)
+      afterAll(async () => {
+        if (dir === undefined) return
+        await services('stop').catch(() => {})
+        rmSync(dir, { recursive: true, force: true })
+      }, 60_000)
+
+      const TIMEOUT = c.timeout
+      const LOOPS = c.loops
+      it('no request throws or waits past the timeout; open, closed and fallback answer as configured; recovery is automatic', async () => {
+        const modes: OnStoreError[] = ['open', 'closed', 'fallback']
+        const opened: Opened[] = []
+        const lanes = await Promise.all(
+          modes.map(async (mode) => {
+            const o = await c.open(url, mode)
+            opened.push(o)
+            const events = new Map<Decision, DecisionEvent>()
+            const errors: { at: number; event: StoreErrorEvent }[] = []
+            const limiter = new RateLimiter<Store>({
+              store: o.store,
+              policy: { name: 'api', limit: LIMIT, window: 60 },
+              timeout: TIMEOUT,
+              retryStoreAfter: RETRY,
+              onStoreError: mode,
+              telemetry: {
+                onDecision: (e) => events.set(e.decision, e),
+                onStoreError: (event) => errors.push({ at: performance.now(), event }),
+              },
+            })
+            await limiter.check('warm-up') // connections and tables are set up before the load
+            return { mode, limiter, events, errors, samples: [] as Sample[] }
+          }),
+        )
+
+        let running = true
+        const loops = lanes.flatMap((lane) =>
+          Array.from({ length: LOOPS }, async (_, loop) => {
+            for (let i = 0; running; i++) {
+              const start = performance.now()
+              const sample: Sample = { key: `user:${(loop * 7 + i) % KEYS}`, start, latency: 0 }
+              try {
+                const d = await lane.limiter.check(sample.key)
+                sample.decision = d
+                sample.storeError = lane.events.get(d)?.storeError
+              } catch (e) {
+                sample.thrown = e
+              }
+              sample.latency = performance.now() - start
+              lane.samples.push(sample)
+              await sleep(2)
+            }
+          }),
+        )
+
+        await sleep(1000)
+        const tDown = performance.now()
+        // tUp: the moment the server may answer again (the restart begins, or the thaw).
+        let tUp: number
+        if (c.outage === 'kill') {
+          await services('kill', c.service)
+          await sleep(OUTAGE)
+          tUp = performance.now()
+          await services('restart', c.service)
+        } else {
+          const pid = servicePid(c.service as 'dynamodb', dir as string)
+          process.kill(pid, 'SIGSTOP')
+          await sleep(OUTAGE)
+          tUp = performance.now()
+          process.kill(pid, 'SIGCONT')
+        }
+        const deadline = performance.now() + 15_000
+        while (lanes.some((l) => l.limiter.storeDown) && performance.now() < deadline) await sleep(20)
+        await sleep(4000)
+        running = false
+        await Promise.all(loops)
+        await Promise.all(opened.map((o) => o.close().catch(() => {})))
+
+        const report: string[] = []
+        for (const lane of lanes) {
+          const { mode, samples, errors } = lane
+          expect(
+            samples.filter((s) => s.thrown !== undefined).map((s) => String(s.thrown)),
+            mode,
+          ).toEqual([])
+          const maxLatency = Math.max(...samples.map((s) => s.latency))
+          expect(maxLatency, `${mode}: slowest answer (ms)`).toBeLessThan(TIMEOUT + MARGIN)
+
+          // Healthy: the store decides.
+          const before = samples.filter((s) => s.start + s.latency < tDown)
+          expect(before.length, mode).toBeGreaterThan(30)
+          expect(
+            before.filter((s) => s.storeError !== undefined),
+            mode,
+          ).toEqual([])
+
+          // Outage: the failure policy decides.
+          const during = samples.filter((s) => s.start > tDown + TIMEOUT + 50 && s.start + s.latency < tUp)
+          expect(during.length, mode).toBeGreaterThan(30)
+          expect(new Set(during.map((s) => s.storeError)), mode).toEqual(new Set([mode]))
+          if (mode === 'open') expect(during.every((s) => s.decision?.allowed && s.decision.reason === 'store_error')).toBe(true)
+          if (mode === 'closed') expect(during.every((s) => !s.decision?.allowed && s.decision?.reason === 'store_error')).toBe(true)
+          if (mode === 'fallback') {
+            const fallback = samples.filter((s) => s.storeError === 'fallback')
+            const admitted = new Map<string, number>()
+            for (const s of fallback) if (s.decision?.allowed) admitted.set(s.key, (admitted.get(s.key) ?? 0) + 1)
+            const span = Math.max(...fallback.map((s) => s.start)) - Math.min(...fallback.map((s) => s.start))
+            expect(Math.max(...admitted.values())).toBeLessThanOrEqual(LIMIT + Math.ceil((span * LIMIT) / 60_000))
+            expect(fallback.every((s) => s.decision?.reason === undefined || s.decision.reason === 'limit')).toBe(true)
+          }
+
+          // Recovery: by itself, soon, and for good: the time from the restart to the first decision after which the
+          // store answers every check (a driver that rediscovers its server, like MongoDB's, may flap before that).
+          const lastFailure = Math.max(...samples.filter((s) => s.storeError !== undefined).map((s) => s.start + s.latency))
+          const first = samples.find((s) => s.start > tUp && s.storeError === undefined)
+          expect(first, `${mode}: a decision from the store after the outage`).toBeDefined()
+          const recovery = Math.max(0, lastFailure - tUp)
+          expect(recovery, `${mode}: ms from the restart until the store answers for good`).toBeLessThan(10_000)
+          const later = samples.filter((s) => s.start > lastFailure)
+          expect(later.length, mode).toBeGreaterThan(30)
+          expect(later.every((s) => s.storeError === undefined)).toBe(true)
+
+          expect(errors.length, mode).toBeGreaterThan(0)
+          expect(errors.every((e) => e.event.action === mode && e.event.operation === 'check')).toBe(true)
+          const storeErrors = samples.filter((s) => s.storeError !== undefined).length
+          report.push(
+            `| ${mode} | ${samples.length} | ${before.length} | ${storeErrors} | ${errors.length} | ${Math.round(recovery)} ms | ${maxLatency.toFixed(1)} ms |`,
+          )
+        }
+        console.log(
+          [
+            `${c.name} ${c.outage === 'kill' ? 'SIGKILLed, restarted' : 'frozen (SIGSTOP), thawed'} after ${OUTAGE} ms; timeout ${TIMEOUT} ms, retryStoreAfter ${RETRY} ms, ${LOOPS} loops per mode`,
+            '| onStoreError | requests served | before the outage | answered by the failure policy | store errors (telemetry) | answering for good after | slowest answer |',
+            '|---|---|---|---|---|---|---|',
+            ...report,
+          ].join('\n'),
+        )
+      }, 90_000)
+    },
+  )
+}

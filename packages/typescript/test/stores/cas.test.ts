@@ -1,0 +1,113 @@
+// The compare-and-set loop itself (src/stores/cas.ts), on an in-process record with writers injected between a
+// check's read and its write: what the real servers cannot be made to do on cue. The stores are tested on servers.
+import { describe, expect, it } from 'vitest'
+import { compilePolicy, evaluate, RateLimiter } from '../../src/index.js'
+import { CasConflictError, CasStore, type Next, type Versioned, type Written } from '../../src/stores/cas.js'
+
+const T0 = 1_700_000_000_000
+
+/** One server-side record per key, with a hook that runs between a read and the next write (another writer). */
+class Table extends CasStore<number> {
+  readonly rows = new Map<string, Versioned<number>>()
+  interfere: ((key: string) => void) | undefined
+  handBack = false
+  reads = 0
+  constructor(options: { maxAttempts?: number; speculative?: boolean } = {}) {
+    super({ maxAttempts: options.maxAttempts }, 'Table')
+    ;(this as unknown as { speculative: boolean }).speculative = options.speculative ?? false
+    this.handBack = options.speculative ?? false
+  }
+  key(ns: string, id: string): string {
+    return `${ns}|${id}`
+  }
+  protected async read(key: string): Promise<Versioned<number> | null> {
+    this.reads++
+    const r = this.rows.get(key)
+    return r === undefined ? null : { ...r, state: [...r.state] }
+  }
+  protected async write(key: string, _ns: string, next: Next, prev: Versioned<number> | null): Promise<Written<number>> {
+    this.interfere?.(key)
+    const cur = this.rows.get(key)
+    const ok = prev === null ? cur === undefined || cur.expiresAt <= next.now : cur?.version === prev.version
+    if (!ok) return this.handBack ? { ok: false, current: cur === undefined ? null : { ...cur } } : { ok: false }
+    const version = Math.random()
+    this.rows.set(key, { state: next.state, version, expiresAt: next.expiresAt })
+    return { ok: true, version }
+  }
+  protected async remove(key: string): Promise<void> {
+    this.rows.delete(key)
+  }
+  protected async removeAll(): Promise<void> {
+    this.rows.clear()
+  }
+}
+
+const rule = compilePolicy({ name: 'cas', limit: 10, window: 60 })
+
+describe('the compare-and-set loop', () => {
+  it('a writer that comes between the read and the write makes the check start over from what it wrote', async () => {
+    const t = new Table()
+    await t.consume(rule.ns, 'k', rule, T0, 1)
+    let once = true
+    t.interfere = (key) => {
+      if (!once) return
+      once = false
+      const r = t.rows.get(key) as Versioned<number>
+      const e = evaluate(r.state, T0, 4, rule) // another process takes 4
+      t.rows.set(key, { state: e.state, version: -1, expiresAt: e.outcome.expiresAtMs })
+    }
+    const o = await t.consume(rule.ns, 'k', rule, T0, 1)
+    expect(o.remaining).toBe(4) // 10 - 1 - 4 - 1: nothing lost
+    expect(t.counters).toMatchObject({ conflicts: 1, writes: 3 })
+  })
+
+  it('gives up after maxAttempts lost writes with CasConflictError, which the limiter answers by its failure policy', async () => {
+    const t = new Table({ maxAttempts: 5 })
+    t.interfere = (key) => t.rows.set(key, { state: [0, 1, T0], version: Math.random(), expiresAt: T0 + 1 })
+    await expect(t.consume(rule.ns, 'k', rule, T0, 1)).rejects.toBeInstanceOf(CasConflictError)
+    expect(t.counters.writes).toBe(5)
+    const errors: unknown[] = []
+    const limiter = new RateLimiter({
+      store: t,
+      policy: { name: 'cas', limit: 10, window: 60 },
+      onStoreError: 'closed',
+      telemetry: { onStoreError: (e) => errors.push(e.error) },
+    })
+    expect(await limiter.check('k')).toMatchObject({ allowed: false, reason: 'store_error' })
+    expect(errors[0]).toBeInstanceOf(CasConflictError)
+  })
+
+  it('checks of one key in one process go as one group: one read and one write for 100 concurrent checks', async () => {
+    const t = new Table()
+    await t.consume(rule.ns, 'warm', rule, T0, 1)
+    const before = { ...t.counters }
+    const outs = await Promise.all(Array.from({ length: 100 }, () => t.consume(rule.ns, 'k', rule, T0, 1)))
+    expect(outs.filter((o) => o.allowed).length).toBe(10)
+    expect(outs.map((o) => o.remaining).slice(0, 10)).toEqual([9, 8, 7, 6, 5, 4, 3, 2, 1, 0])
+    // The first check goes alone (nothing was in flight), the 99 others wait and go together.
+    expect(t.counters.reads - before.reads).toBe(2)
+    expect(t.counters.writes - before.writes).toBe(2)
+  })
+
+  it('a rejection that changes nothing writes nothing', async () => {
+    const t = new Table()
+    const fw = compilePolicy({ name: 'fw', limit: 1, window: 60, algorithm: 'fixed_window' })
+    await t.consume(fw.ns, 'k', fw, T0, 1)
+    const writes = t.counters.writes
+    for (let i = 0; i < 5; i++) expect((await t.consume(fw.ns, 'k', fw, T0 + i, 1)).allowed).toBe(false)
+    expect(t.counters.writes).toBe(writes)
+  })
+
+  it('speculative: the first write needs no read, and a lost one hands back the record for the next', async () => {
+    const t = new Table({ speculative: true })
+    await t.consume(rule.ns, 'k', rule, T0, 1) // a new key: one write
+    await t.consume(rule.ns, 'k', rule, T0, 1) // the record this store wrote: one write
+    expect(t.reads).toBe(0)
+    expect(t.counters.writes).toBe(2)
+    t.rows.set('cas:tb|k', { state: [0, 5, T0], version: 42, expiresAt: T0 + 30_000 }) // another process
+    const o = await t.consume(rule.ns, 'k', rule, T0, 1)
+    expect(o.remaining).toBe(4)
+    expect(t.reads).toBe(0)
+    expect(t.counters).toMatchObject({ writes: 4, conflicts: 1 })
+  })
+})

@@ -1,0 +1,191 @@
+// PostgresStore on a real PostgreSQL: the conformance suite, then what is PostgreSQL's own: the table, round trips,
+// the row lock under contention, cleanup of expired rows, options.
+import { randomUUID } from 'node:crypto'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { compilePolicy, HaltConfigError } from '../../src/index.js'
+import { createTableSql, PostgresStore, type PostgresStoreOptions } from '../../src/stores/postgres/index.js'
+import { openPostgres } from './cas-clients.js'
+import { serverUrl, sleep } from './cas-support.js'
+import { storeConformance } from './conformance.js'
+
+const URL = serverUrl('HALT_TEST_POSTGRES_URL')
+const T0 = 1_700_000_000_000
+const CLIENTS = join(dirname(fileURLToPath(import.meta.url)), 'cas-clients.ts')
+const tableFor = (label: string) => `halt_${label}_${randomUUID().slice(0, 8)}`
+
+describe.skipIf(URL === undefined)('PostgreSQL', () => {
+  const table = tableFor('conf')
+  const prefix = 'halt:'
+  let pool: pg.Pool
+  let admin: pg.Pool
+
+  storeConformance<PostgresStore>({
+    name: 'PostgresStore',
+    async create() {
+      const opened = await openPostgres(URL as string, table, prefix, 20)
+      pool = opened.client
+      admin = new pg.Pool({ connectionString: URL, max: 4 })
+      return opened.store
+    },
+    async dispose(store) {
+      store.close()
+      await admin.query(`DROP TABLE IF EXISTS ${table}`)
+      await pool.end()
+      await admin.end()
+    },
+    async inspect(store, ns, id) {
+      const r = await admin.query(`SELECT state FROM ${table} WHERE key = $1`, [store.key(ns, id)])
+      return r.rows.length === 0 ? undefined : { state: r.rows[0].state }
+    },
+    expire: async (store, at) => {
+      await store.cleanupExpired(at)
+    },
+    // The table locked by another transaction: every statement on it waits, as on a server that stopped answering.
+    async stall(_store, ms) {
+      const c = await admin.connect()
+      try {
+        await c.query('BEGIN')
+        await c.query(`LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE`)
+        await sleep(ms)
+        await c.query('COMMIT')
+      } finally {
+        c.release()
+      }
+    },
+    processes: { module: CLIENTS, args: () => ['postgres', URL as string, table, prefix] },
+  })
+})
+
+describe.skipIf(URL === undefined)('PostgresStore', () => {
+  const table = tableFor('own')
+  let admin: pg.Pool
+  let opened: Awaited<ReturnType<typeof openPostgres>>
+  /** Statements the server ran for this table, from pg_stat_statements' poor cousin: a counting pool. */
+  let statements = 0
+  beforeAll(async () => {
+    admin = new pg.Pool({ connectionString: URL, max: 2 })
+    opened = await openPostgres(URL as string, table, 'halt:')
+    const query = opened.client.query.bind(opened.client) as (q: unknown) => Promise<unknown>
+    ;(opened.client as unknown as { query: (q: unknown) => Promise<unknown> }).query = (q) => {
+      statements++
+      return query(q)
+    }
+  })
+  afterAll(async () => {
+    await admin.query(`DROP TABLE IF EXISTS ${table}`)
+    await opened.close()
+    await admin.end()
+  })
+
+  it('creates the table and index of createTableSql() on first use', async () => {
+    const rule = compilePolicy({ name: 'ddl', limit: 10, window: 60 })
+    await opened.store.consume(rule.ns, 'user:42', rule, Date.now(), 1)
+    const cols = await admin.query(
+      `SELECT column_name, data_type, collation_name FROM information_schema.columns WHERE table_name = $1 ORDER BY ordinal_position`,
+      [table],
+    )
+    expect(cols.rows).toEqual([
+      { column_name: 'key', data_type: 'text', collation_name: 'C' },
+      { column_name: 'state', data_type: 'ARRAY', collation_name: null },
+      { column_name: 'version', data_type: 'bigint', collation_name: null },
+      { column_name: 'expires_at', data_type: 'double precision', collation_name: null },
+    ])
+    const idx = await admin.query('SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY indexname', [table])
+    expect(idx.rows.map((r) => r.indexname)).toEqual([`${table}_expires_at`, `${table}_pkey`])
+    expect(createTableSql(table)).toBe(opened.store.createTableSql())
+  })
+
+  it('one statement per check for a new key, an expired one, or one this process wrote last; two after another writer', async () => {
+    const rule = compilePolicy({ name: 'rt', limit: 100, window: 60 })
+    await opened.store.consume(rule.ns, 'warm', rule, T0, 1)
+    let n = statements
+    for (let i = 0; i < 10; i++) await opened.store.consume(rule.ns, `new-${i}`, rule, T0, 1) // new keys
+    for (let i = 0; i < 10; i++) await opened.store.consume(rule.ns, 'mine', rule, T0 + i, 1) // this process's key
+    await opened.store.consume(rule.ns, 'new-0', rule, T0 + 600_000, 1) // long expired
+    expect(statements - n).toBe(21)
+    const other = await openPostgres(URL as string, table, 'halt:')
+    await other.store.consume(rule.ns, 'mine', rule, T0 + 20, 1)
+    n = statements
+    const o = await opened.store.consume(rule.ns, 'mine', rule, T0 + 21, 1)
+    expect(o.remaining).toBe(88)
+    expect(statements - n).toBe(2) // the first write lost, and handed back the row: no read
+    expect(opened.store.counters.reads).toBe(0)
+    await other.close()
+  })
+
+  it('writers of a hot key from many processes queue on the row lock after two lost rounds, and admit exactly the limit', async () => {
+    const rule = compilePolicy({ name: `hot-${randomUUID().slice(0, 6)}`, limit: 300, window: 3600 })
+    const stores = await Promise.all(Array.from({ length: 8 }, () => openPostgres(URL as string, table, 'halt:', 4)))
+    await Promise.all(stores.map((s) => s.store.peek(rule.ns, 'warm', rule, T0))) // connected, table checked
+    const t0 = performance.now()
+    const outs = await Promise.all(stores.flatMap((s) => Array.from({ length: 50 }, (_, i) => s.store.consume(rule.ns, 'hot', rule, T0 + (i % 3), 1))))
+    expect(outs.filter((o) => o.allowed).length).toBe(300)
+    const locked = stores.reduce((n, s) => n + s.store.counters.locked, 0)
+    const conflicts = stores.reduce((n, s) => n + s.store.counters.conflicts, 0)
+    console.log(
+      `PostgreSQL hot key, 8 stores x 50 checks: ${conflicts} lost writes, ${locked} groups under the row lock, ${Math.round(performance.now() - t0)} ms`,
+    )
+    await Promise.all(stores.map((s) => s.close()))
+  })
+
+  it('cleanupExpired() deletes the rows whose state is back to fresh (through the expires_at index), and only those', async () => {
+    const rule = compilePolicy({ name: 'clean', limit: 2, window: 10 })
+    await opened.store.consume(rule.ns, 'short', rule, T0, 1) // fresh again at T0 + 5 s
+    await opened.store.consume(rule.ns, 'long', rule, T0 + 4_000, 2) // at T0 + 14 s
+    await opened.store.cleanupExpired(T0 + 4_999)
+    expect(await opened.store.size(rule.ns)).toBe(2)
+    expect(await opened.store.cleanupExpired(T0 + 5_000)).toBeGreaterThanOrEqual(1)
+    expect(await opened.store.size(rule.ns)).toBe(1)
+    await opened.store.cleanupExpired(T0 + 14_000)
+    expect(await opened.store.size(rule.ns)).toBe(0)
+    const plan = await admin.query(`EXPLAIN DELETE FROM ${table} WHERE ctid = ANY (ARRAY(SELECT ctid FROM ${table} WHERE expires_at <= 1 LIMIT 10))`)
+    expect(JSON.stringify(plan.rows)).toMatch(/expires_at/)
+  })
+
+  it('keys: NUL written %00 (PostgreSQL text cannot hold it), keys over 1024 bytes hashed under their namespace', async () => {
+    const rule = compilePolicy({ name: 'keys', limit: 1, window: 60 })
+    expect(opened.store.key(rule.ns, 'a\0b')).toBe('halt:keys:tb:{a%00b}')
+    expect(opened.store.key(rule.ns, 'a%00b')).toBe('halt:keys:tb:{a%2500b}')
+    const long = opened.store.key(rule.ns, 'x'.repeat(2000))
+    expect(long).toMatch(/^halt:keys:tb:\{%#[A-Za-z0-9_-]{43}\}$/)
+    expect(opened.store.key(rule.ns, '%#abc')).toBe('halt:keys:tb:{%25#abc}')
+    const random = Array.from({ length: 3000 }, () => String.fromCharCode(33 + Math.floor(Math.random() * 90))).join('')
+    expect((await opened.store.consume(rule.ns, random, rule, T0, 1)).allowed).toBe(true)
+    expect((await opened.store.consume(rule.ns, random, rule, T0, 1)).allowed).toBe(false)
+  })
+
+  it('with createTable: false nothing is created (teams that migrate by hand), and a missing table is an error', async () => {
+    const t = tableFor('manual')
+    const store = new PostgresStore({ pool: admin, table: t, createTable: false, cleanupInterval: 0 })
+    const rule = compilePolicy({ name: 'm', limit: 1, window: 60 })
+    await expect(store.consume(rule.ns, 'k', rule, T0, 1)).rejects.toThrow(/does not exist/)
+    await admin.query(createTableSql(t))
+    expect((await store.consume(rule.ns, 'k', rule, T0, 1)).allowed).toBe(true)
+    await admin.query(`DROP TABLE ${t}`)
+  })
+
+  it('rejects bad options at construction', () => {
+    const bad: [Partial<PostgresStoreOptions>, string][] = [
+      [{ pool: undefined as never }, 'HALT_INVALID_POSTGRES_CLIENT'],
+      [{ table: 'halt; DROP TABLE x' }, 'HALT_INVALID_POSTGRES_TABLE'],
+      [{ table: 'a.b.c' }, 'HALT_INVALID_POSTGRES_TABLE'],
+      [{ prefix: 'a{' }, 'HALT_INVALID_STORE_PREFIX'],
+      [{ maxAttempts: 0 }, 'HALT_INVALID_CAS_ATTEMPTS'],
+      [{ expiryGraceMs: -1 }, 'HALT_INVALID_EXPIRY_GRACE'],
+      [{ cleanupInterval: -5 }, 'HALT_INVALID_CLEANUP_INTERVAL'],
+    ]
+    for (const [options, code] of bad) {
+      let error: unknown
+      try {
+        new PostgresStore({ pool: admin, cleanupInterval: 0, ...options })
+      } catch (e) {
+        error = e
+      }
+      expect(error, code).toBeInstanceOf(HaltConfigError)
+      expect((error as HaltConfigError).code).toBe(code)
+    }
+  })
+})
