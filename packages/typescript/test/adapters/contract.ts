@@ -1,6 +1,8 @@
 // One test body for every adapter: each serves the same three routes over real HTTP on loopback, and the same assertions run.
+
 import { afterEach, describe, expect, it } from 'vitest'
 import { type AdapterOptions, type Decision, type HttpLimiter, InMemoryStore, RateLimiter, type RateLimiterOptions, type Store } from '../../src/index.js'
+import { asyncStore } from '../support/async-store.js'
 import { fakeClock } from '../support/clock.js'
 
 export const T0 = 1_700_000_000_000
@@ -27,18 +29,7 @@ export interface Served {
 
 export type Serve = (setup: AppSetup) => Promise<Served>
 
-/** An asynchronous store over the in-memory one: what Redis looks like to the limiter. */
-export function asyncStore(): Store {
-  const inner = new InMemoryStore({ sweepInterval: 0 })
-  return {
-    synchronous: false,
-    consume: async (...a) => ({ ...inner.consume(...a) }),
-    peek: async (...a) => ({ ...inner.peek(...a) }),
-    reset: async (...a) => inner.reset(...a),
-    clear: async (...a) => inner.clear(...a),
-    size: async (...a) => inner.size(...a),
-  }
-}
+export { asyncStore }
 
 const BODY = (s: number) => `{"error":"rate_limit_exceeded","message":"Too many requests. Please try again later.","retry_after":${s}}`
 

@@ -1,30 +1,8 @@
 // RateLimiter with RequestViews: exemptions, dynamic policy and cost, key strategies, warnings, configuration errors.
 import { describe, expect, it } from 'vitest'
-import {
-  type DecisionEvent,
-  HaltConfigError,
-  InMemoryStore,
-  type Policy,
-  presets,
-  RateLimiter,
-  rateLimitHeaders,
-  type Store,
-  WarningCode,
-} from '../../src/index.js'
+import { type DecisionEvent, HaltConfigError, type Policy, presets, RateLimiter, rateLimitHeaders, WarningCode } from '../../src/index.js'
+import { asyncStore } from '../support/async-store.js'
 import { httpLimiter, T0, view } from './support.js'
-
-/** An asynchronous store over the in-memory one (what a remote store looks like to the limiter). */
-function asyncStore(): Store {
-  const inner = new InMemoryStore({ sweepInterval: 0 })
-  return {
-    synchronous: false,
-    consume: async (...a) => ({ ...inner.consume(...a) }),
-    peek: async (...a) => ({ ...inner.peek(...a) }),
-    reset: async (...a) => inner.reset(...a),
-    clear: async (...a) => inner.clear(...a),
-    size: async (...a) => inner.size(...a),
-  }
-}
 
 function configError(fn: () => unknown): HaltConfigError {
   try {

@@ -15,7 +15,7 @@ import {
   type Store,
   StoreTimeoutError,
 } from '../../src/index.js'
-import { loadVectors, toPolicy } from '../support/vectors.js'
+import { loadVectors, outcomeFields, toPolicy } from '../support/vectors.js'
 
 export const ALGORITHMS: AlgorithmName[] = ['token_bucket', 'gcra', 'fixed_window', 'sliding_window', 'leaky_bucket']
 
@@ -75,17 +75,6 @@ const T0 = 1_700_000_000_000
 /** A policy name no other test (or test file) uses. */
 const unique = (label: string) => `${label}-${randomUUID().slice(0, 8)}`
 
-function fields(o: Outcome) {
-  return {
-    allowed: o.allowed,
-    remaining: o.remaining,
-    reset_at_ms: o.resetAtMs,
-    retry_after_ms: o.retryAfterMs,
-    reason: o.reason ?? null,
-    delay_ms: o.delayMs,
-  }
-}
-
 /** Register the conformance tests for one store. */
 export function storeConformance<S extends Store>(h: StoreHarness<S>): void {
   describe(`store conformance: ${h.name}`, () => {
@@ -114,7 +103,7 @@ export function storeConformance<S extends Store>(h: StoreHarness<S>): void {
               const cost = step.peek ? 0 : (step.cost ?? 1)
               const o = await call(rule, 'k', step.t, cost, step.peek)
               const { state: _, ...want } = step.expect
-              expect(fields(o), `step ${i} at t=${step.t}`).toEqual(want)
+              expect(outcomeFields(o), `step ${i} at t=${step.t}`).toEqual(want)
               // The store agrees with the TypeScript functions on every field, expiry included, ...
               const m = evaluate(model, step.t, cost, rule)
               expect(o, `step ${i}: outcome as the pure function's`).toEqual(m.outcome)
@@ -138,12 +127,12 @@ export function storeConformance<S extends Store>(h: StoreHarness<S>): void {
     describe('peek, reset, clear', () => {
       it('peek reads without writing, also for a missing key', async () => {
         const rule = compilePolicy({ name: unique('peek'), limit: 3, window: 60 })
-        expect(fields(await call(rule, 'a', T0, 0, true))).toMatchObject({ allowed: true, remaining: 3 })
+        expect(outcomeFields(await call(rule, 'a', T0, 0, true))).toMatchObject({ allowed: true, remaining: 3 })
         expect(await h.inspect(store, rule.ns, 'a')).toBeUndefined()
         await call(rule, 'a', T0, 2)
         const before = await h.inspect(store, rule.ns, 'a')
         expect(before).toBeDefined()
-        expect(fields(await call(rule, 'a', T0 + 10, 0, true))).toMatchObject({ allowed: true, remaining: 1 })
+        expect(outcomeFields(await call(rule, 'a', T0 + 10, 0, true))).toMatchObject({ allowed: true, remaining: 1 })
         expect((await h.inspect(store, rule.ns, 'a'))?.state).toEqual(before?.state)
       })
 
@@ -178,7 +167,7 @@ export function storeConformance<S extends Store>(h: StoreHarness<S>): void {
       const drops = h.dropsExpired ?? true
       /** Past its expiry a key decides exactly as a key never seen, whether or not the server has dropped it yet. */
       const decidesFresh = async (rule: Rule, id: string, at: number) => {
-        expect(fields(await call(rule, id, at, 0, true)), `${id} at ${at}`).toEqual(fields(evaluate(undefined, at, 0, rule).outcome))
+        expect(outcomeFields(await call(rule, id, at, 0, true)), `${id} at ${at}`).toEqual(outcomeFields(evaluate(undefined, at, 0, rule).outcome))
       }
 
       it('an idle key is dropped once its state is back to fresh', async () => {

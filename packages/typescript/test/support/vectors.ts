@@ -2,7 +2,7 @@
 import { readdirSync, readFileSync } from 'node:fs'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { AlgorithmName, Policy } from '../../src/index.js'
+import type { AlgorithmName, Outcome, Policy } from '../../src/index.js'
 
 export const SPEC_DIR = join(dirname(fileURLToPath(import.meta.url)), '../../../../spec')
 
@@ -53,5 +53,17 @@ export function toPolicy(algorithm: AlgorithmName, c: VectorCase): Policy {
     ...(p.precision !== undefined && { precision: p.precision }),
     ...(p.shaping !== undefined && { leakyMode: p.shaping ? 'shaping' : 'meter' }),
     cost: 0,
+  }
+}
+
+/** An outcome in the vectors' terms (snake_case, `reason: null` when admitted), without the state. */
+export function outcomeFields(o: Outcome): Omit<VectorExpect, 'state'> {
+  return {
+    allowed: o.allowed,
+    remaining: o.remaining,
+    reset_at_ms: o.resetAtMs,
+    retry_after_ms: o.retryAfterMs,
+    reason: o.reason ?? null,
+    delay_ms: o.delayMs,
   }
 }

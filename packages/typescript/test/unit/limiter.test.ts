@@ -1,17 +1,7 @@
 // RateLimiter public API: check, allow, peek, reset, clear, stats, wrap, overrides, validation, presets.
 import { describe, expect, it, vi } from 'vitest'
-import {
-  Algorithm,
-  getPlanPolicy,
-  HaltConfigError,
-  InMemoryStore,
-  KeyStrategy,
-  type Policy,
-  presets,
-  RateLimitExceeded,
-  RateLimiter,
-  type Store,
-} from '../../src/index.js'
+import { Algorithm, getPlanPolicy, HaltConfigError, InMemoryStore, KeyStrategy, type Policy, presets, RateLimitExceeded, RateLimiter } from '../../src/index.js'
+import { asyncStore } from '../support/async-store.js'
 import { fakeClock } from '../support/clock.js'
 
 const T0 = 1_700_000_000_000
@@ -159,16 +149,7 @@ describe('wrap', () => {
   })
 
   it('returns a promise over an asynchronous store', async () => {
-    const inner = new InMemoryStore({ sweepInterval: 0 })
-    const asyncStore: Store = {
-      synchronous: false,
-      consume: async (...a) => ({ ...inner.consume(...a) }),
-      peek: async (...a) => ({ ...inner.peek(...a) }),
-      reset: async (...a) => inner.reset(...a),
-      clear: async (...a) => inner.clear(...a),
-      size: async (...a) => inner.size(...a),
-    }
-    const l = new RateLimiter({ store: asyncStore, policy: { limit: 1, window: 10 } })
+    const l = new RateLimiter({ store: asyncStore(), policy: { limit: 1, window: 10 } })
     const job = l.wrap(async (x: number) => x * 2, 'job')
     await expect(job(2)).resolves.toBe(4)
     await expect(job(2)).rejects.toBeInstanceOf(RateLimitExceeded)
