@@ -1,9 +1,12 @@
 // One test body for every adapter: each serves the same three routes over real HTTP on loopback, and the same assertions run.
 
+import { connect } from 'node:net'
+import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { type AdapterOptions, type Decision, type HttpLimiter, InMemoryStore, RateLimiter, type RateLimiterOptions, type Store } from '../../src/index.js'
 import { asyncStore } from '../support/async-store.js'
 import { fakeClock } from '../support/clock.js'
+import { EXACT, hostile, trickPath } from '../support/hostile.js'
 
 export const T0 = 1_700_000_000_000
 
@@ -206,6 +209,59 @@ export function adapterContract(name: string, serve: Serve): void {
       expect(t2 - t1).toBeGreaterThanOrEqual(45) // without the wait it takes a millisecond or two
     })
 
+    it('hostile requests over the wire: never a 5xx, and no request is served unlimited unless it is a health check', async () => {
+      // Raw bytes on a socket, so that nothing on the client side cleans the request up first. Loopback is trusted and
+      // private addresses are not exempt here, so every request the app serves must carry RateLimit headers, except
+      // health checks: a request may skip the limiter only if even a URL parser that resolves dot segments and
+      // backslashes (the most normalising reading a router could take) sees a health-check path.
+      const clock = fakeClock(T0)
+      const wide = (name: string) =>
+        new RateLimiter({
+          store: new InMemoryStore({ sweepInterval: 0 }),
+          policy: { name, limit: 1_000_000, window: 60 },
+          clock,
+          trustedProxies: ['loopback'],
+          exemptPrivateIps: false,
+          onWarning: () => {},
+        }) as HttpLimiter
+      const url = new URL(await start({ global: wide('global'), strict: wide('strict') }))
+      const headerName = fc.constantFrom('X-Forwarded-For', 'Forwarded', 'X-Real-IP', 'X-API-Key', 'Authorization', 'X-User')
+      // Mostly values a server's HTTP parser lets through (no CR, LF or NUL, under its 16 KiB header limit), so that they
+      // reach the adapter; some raw ones too, to see the parser's own answers.
+      const value = fc.oneof(
+        { weight: 6, arbitrary: hostile.map((h) => h.replace(/[\r\n\0]/g, '').slice(0, 8_000)) },
+        { weight: 1, arbitrary: hostile },
+        { weight: 1, arbitrary: fc.constant(`Bearer ${'k'.repeat(8_000)}`) },
+      )
+      const request = fc.record({
+        path: fc.oneof(
+          trickPath,
+          trickPath.map((p) => p.replace(/^\/[a-z]+/, '/api/hello')),
+          hostile.map((h) => `/api/hello${h}`),
+        ),
+        headers: fc.array(fc.tuple(headerName, value), { maxLength: 6 }),
+      })
+      await fc.assert(
+        fc.asyncProperty(request, async ({ path, headers }) => {
+          const lines = headers.map(([k, v]) => `${k}: ${v}`).join('\r\n')
+          const raw = await rawHttp(url, `GET ${path} HTTP/1.1\r\nHost: ${url.host}\r\nConnection: close\r\n${lines}${lines ? '\r\n' : ''}\r\n`)
+          const { status, headers: got, body } = parseResponse(raw)
+          expect(status, raw.slice(0, 200)).toBeGreaterThanOrEqual(200)
+          expect(status, raw.slice(0, 200)).toBeLessThan(500)
+          const limited = got.has('ratelimit-limit')
+          if (body === 'hello' || body === 'strict') expect(limited, `${path} was served without the limiter`).toBe(true)
+          if (status === 200 && !limited) {
+            let resolved: string | undefined
+            try {
+              resolved = new URL(path, 'http://x').pathname
+            } catch {}
+            expect(EXACT.has(resolved ?? '') || EXACT.has(path.split('?')[0] as string), `${path} was served unlimited`).toBe(true)
+          }
+        }),
+        { numRuns: 1000 },
+      )
+    })
+
     it('answers 503 when the store is down and the limiter fails closed', async () => {
       const broken: Store = {
         synchronous: false,
@@ -222,6 +278,34 @@ export function adapterContract(name: string, serve: Serve): void {
       expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(1)
     })
   })
+}
+
+/** Send `text` as is on a new connection and read until the server closes it (or 5 s pass). */
+function rawHttp(url: URL, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(url.port), url.hostname)
+    const chunks: Buffer[] = []
+    socket.setTimeout(5_000, () => socket.destroy(new Error(`no answer within 5 s to ${JSON.stringify(text.slice(0, 200))}`)))
+    socket.on('data', (c) => chunks.push(c))
+    socket.on('error', (e) => ((e as NodeJS.ErrnoException).code === 'ECONNRESET' ? resolve(Buffer.concat(chunks).toString('latin1')) : reject(e)))
+    socket.on('end', () => resolve(Buffer.concat(chunks).toString('latin1')))
+    socket.end(Buffer.from(text, 'utf8'))
+  })
+}
+
+/** Status, lower-cased header names and the (unchunked) body of the first response in `raw`. */
+function parseResponse(raw: string): { status: number; headers: Map<string, string>; body: string } {
+  const end = raw.indexOf('\r\n\r\n')
+  const head = (end < 0 ? raw : raw.slice(0, end)).split('\r\n')
+  const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(head[0] ?? '')?.[1] ?? 0)
+  const headers = new Map<string, string>()
+  for (const line of head.slice(1)) {
+    const i = line.indexOf(':')
+    if (i > 0) headers.set(line.slice(0, i).trim().toLowerCase(), line.slice(i + 1).trim())
+  }
+  let body = end < 0 ? '' : raw.slice(end + 4)
+  if (headers.get('transfer-encoding') === 'chunked') body = body.replace(/^[0-9a-f]+\r\n/i, '').replace(/\r\n0\r\n\r\n$/, '')
+  return { status, headers, body }
 }
 
 /** The handler every adapter's custom rejection hook calls, for the contract's assertions. */
