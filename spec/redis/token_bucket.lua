@@ -45,12 +45,15 @@ end
 -- Returns reason, remaining, reset_at_ms, retry_after_ms, delay_ms; updates s.
 local function step(s, t, c)
   local tokens, last = s[2], s[3]
+  -- min() also when no time passed: a state saved under a larger burst (the policy was changed) holds at most B.
   if t > last then
     tokens = min(B, tokens + (t - last) * r)
     last = t
-    s[2] = tokens
     s[3] = t
+  else
+    tokens = min(B, tokens)
   end
+  s[2] = tokens
   -- A clock that stepped back: refill resumes only at last_ms.
   local wait = 0
   if last > t then wait = last - t end

@@ -52,6 +52,8 @@ def tb_step(p, s, now, c):
     if now > s[2]:
         s[1] = min(B, s[1] + (now - s[2]) * r)
         s[2] = now
+    else:
+        s[1] = min(B, s[1])  # a state saved under a larger burst (the policy was changed) holds at most B
     tokens = s[1]
     last = s[2]
     wait = last - now if last > now else 0.0  # clock stepped back: refill resumes at last_ms

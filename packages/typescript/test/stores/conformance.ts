@@ -3,6 +3,7 @@ import { type ChildProcess, fork } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import fc from 'fast-check'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   type AlgorithmName,
@@ -250,6 +251,49 @@ export function storeConformance<S extends Store>(h: StoreHarness<S>): void {
         for (const r of rules) expect((await call(r, 'id', T0, 1)).allowed, r.name).toBe(true)
         for (const r of rules) expect((await call(r, 'id', T0, 1)).allowed, r.name).toBe(false)
       })
+    })
+
+    describe('hostile programmatic input: odd costs, special keys, a policy changed at run time', () => {
+      // Random sequences of fractional, zero, exact-capacity, over-capacity and huge costs, peeks and time steps
+      // (backwards ones too), on keys full of Redis, SQL and glob syntax, with the policy swapped mid-way for one of
+      // the same name and algorithm but other numbers (sliding window: another precision, so another state layout).
+      // The store must agree with the pure function on every field, so no input ever corrupts its state.
+      const ids = ["'; DROP TABLE halt; --", '*?[]{}', '\\x00\u0000', 'KEYS *\r\nFLUSHALL', '$where', '%{%s}', '🦄'.repeat(60)]
+      const step = fc.record({
+        dt: fc.oneof({ weight: 5, arbitrary: fc.integer({ min: 0, max: 20_000 }) }, { weight: 1, arbitrary: fc.integer({ min: -5_000, max: 0 }) }),
+        cost: fc.oneof(fc.constant(0), fc.constant(1), fc.double({ min: 0.001, max: 4, noNaN: true }), fc.constantFrom('capacity', 'over', 'huge')),
+        peek: fc.boolean(),
+        swap: fc.boolean(),
+      })
+      for (const algorithm of ALGORITHMS) {
+        it(`${algorithm}: the store decides as the pure function, step for step`, async () => {
+          await fc.assert(
+            fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 12 }), fc.constantFrom(...ids), async (steps, id) => {
+              const name = unique('hostile')
+              const rules = [
+                compilePolicy({ name, algorithm, limit: 5, window: 10, burst: 7, precision: 4 }),
+                compilePolicy({ name, algorithm, limit: 3, window: 10, burst: 3, precision: 5 }),
+              ] as const
+              let t = T0
+              let r = 0
+              let model: number[] | undefined
+              for (const [i, s] of steps.entries()) {
+                t = Math.max(T0, t + s.dt)
+                if (s.swap) r = 1 - r
+                const rule = rules[r] as Rule
+                const cost = s.peek ? 0 : s.cost === 'capacity' ? rule.capacity : s.cost === 'over' ? rule.capacity + 0.5 : s.cost === 'huge' ? 1e15 : s.cost
+                const o = await call(rule, id, t, cost, s.peek)
+                const m = evaluate(model, t, cost, rule)
+                expect(o, `step ${i}: ${JSON.stringify(s)}`).toEqual(m.outcome)
+                expect(o.remaining).toBeGreaterThanOrEqual(0)
+                expect(o.remaining).toBeLessThanOrEqual(rule.capacity)
+                if (!s.peek) model = m.state
+              }
+            }),
+            { numRuns: Number(process.env.HALT_HOSTILE_RUNS ?? 12) },
+          )
+        })
+      }
     })
 
     describe.skipIf(h.stall === undefined)('a store call that times out', () => {

@@ -17,10 +17,11 @@ export const tokenBucket: AlgorithmImpl = {
     const r = rule.rate
     let tokens = s[o + 1] as number
     let last = s[o + 2] as number
+    // min() also when no time passed: a state saved under a larger burst (the policy was changed) holds at most B.
+    tokens = Math.min(B, now > last ? tokens + (now - last) * r : tokens)
+    s[o + 1] = tokens
     if (now > last) {
-      tokens = Math.min(B, tokens + (now - last) * r)
       last = now
-      s[o + 1] = tokens
       s[o + 2] = now
     }
     // A clock that stepped back: refill resumes only at last_ms.

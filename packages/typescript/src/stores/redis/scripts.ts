@@ -50,12 +50,15 @@ end
 -- Returns reason, remaining, reset_at_ms, retry_after_ms, delay_ms; updates s.
 local function step(s, t, c)
   local tokens, last = s[2], s[3]
+  -- min() also when no time passed: a state saved under a larger burst (the policy was changed) holds at most B.
   if t > last then
     tokens = min(B, tokens + (t - last) * r)
     last = t
-    s[2] = tokens
     s[3] = t
+  else
+    tokens = min(B, tokens)
   end
+  s[2] = tokens
   -- A clock that stepped back: refill resumes only at last_ms.
   local wait = 0
   if last > t then wait = last - t end
@@ -854,7 +857,7 @@ return reply
 
 /** SHA1 of each script (what EVALSHA takes), computed by the generator. */
 export const SHA1: Record<AlgorithmName, string> = {
-  token_bucket: '6b0ddd97e2dbd66a68b81210dd496d2a1c352942',
+  token_bucket: '49c9ea83a70fb3f131d0897fba36cc25269f2230',
   gcra: '48d034e3364ce8ccc96a22755c2d00fcf6c3bd5c',
   fixed_window: 'b68144a75c4359f01c3f38641451f391f47ae197',
   sliding_window: '8f1f99f1b0d3a3cc1a1342671ee32b337a7625e5',
