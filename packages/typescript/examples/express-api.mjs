@@ -1,11 +1,14 @@
 // Example: an Express API limited by Halt (in-memory store, presets.PUBLIC_API), logging one line per decision.
 // Run: npm run example (from the repository root), then try the curl commands it prints.
+// On Redis, shared by several processes: REDIS_URL=redis://127.0.0.1:6379 node examples/cluster.mjs examples/express-api.mjs
 import { randomBytes } from 'node:crypto'
 import express from 'express'
 import { InMemoryStore, presets, RateLimiter } from 'halt'
 import { haltMiddleware } from 'halt/express'
 
 const PORT = Number(process.env.PORT ?? 3000)
+// With REDIS_URL, a RedisStore: every process of the API shares one limit per client.
+const store = process.env.REDIS_URL ? await redisStore(process.env.REDIS_URL) : new InMemoryStore()
 
 function log(event) {
   const { key, decision: d, request } = event
@@ -16,7 +19,7 @@ function log(event) {
 }
 
 const limiter = new RateLimiter({
-  store: new InMemoryStore(),
+  store,
   policy: presets.PUBLIC_API, // 100 requests per minute per client, bursts of 120
   // Pretend a reverse proxy runs on this machine: believe X-Forwarded-For from loopback only.
   trustedProxies: ['loopback'],
@@ -47,5 +50,10 @@ Try, in another terminal:
 Ctrl-C to stop.
 `)
 })
+async function redisStore(url) {
+  const [{ Redis }, { RedisStore, ioredisOptions }] = await Promise.all([import('ioredis'), import('halt/redis')])
+  return new RedisStore({ client: new Redis(url, ioredisOptions) })
+}
+
 process.on('SIGINT', () => server.close(() => process.exit(0)))
 process.on('SIGTERM', () => server.close(() => process.exit(0)))
