@@ -19,7 +19,7 @@ for (const file of loadKernelVectors()) {
           if (want === null) expect(state).toBeUndefined()
           else {
             expect(state?.length).toBe(want.length)
-            want.forEach((x, j) => expect(Math.abs((state?.[j] as number) - x), `state[${j}]`).toBeLessThanOrEqual(1e-9))
+            for (const [j, x] of want.entries()) expect(Math.abs((state?.[j] as number) - x), `state[${j}]`).toBeLessThanOrEqual(1e-9)
           }
         })
       })
