@@ -46,7 +46,7 @@ end
 
 -- Returns reason, remaining, reset_at_ms, retry_after_ms, delay_ms; updates s.
 local function step(s, t, c)
-  if S > s[2] then
+  if S > s[2] or t >= s[3] then
     s[2] = S
     s[3] = S + Wms
     s[4] = 0
@@ -64,7 +64,7 @@ local function step(s, t, c)
     used = used + c
     s[4] = used
   else
-    reason, retry = 1, max(1, e - t)
+    reason, retry = 1, e - t
   end
   return reason, max(0, floor(L - used + EPS)), e, retry, 0
 end

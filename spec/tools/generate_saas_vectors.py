@@ -72,9 +72,10 @@ QUOTA = [
     ("a state of a later period is kept",
      "The state is February's; a consume computed for January counts into it (reset at February's end).",
      {"limit": 3}, [Q(FEB, period=(FEB, MAR)), Q(FEB - 10, period=(JAN, FEB)), Q(FEB - 10, period=(JAN, FEB))]),
-    ("retry is at least 1 ms",
-     "A rejection at or after the state's period end (a server clock ahead) says retry 1 ms.",
-     {"limit": 1}, [Q(T0), Q(FEB), Q(FEB + 50)]),
+    ("a state whose period is over is fresh",
+     "A step at or after the state's period end (its expiry) decides as on a missing key, even with the old bounds "
+     "(a caller that computed the period from another clock).",
+     {"limit": 1}, [Q(T0), Q(FEB - 1), Q(FEB), Q(FEB + 50)]),
     ("cost 0 reads",
      "A cost 0 step is allowed even when the quota is used up; it writes the period's state.",
      {"limit": 1}, [Q(T0, 0), Q(T0), Q(T0, 0)]),

@@ -232,7 +232,7 @@ HOUR_MS = 3600000.0
 def quota_step(q, s, now, c):
     """q: limit, start (ms), end (ms), refund. State [blocked_until, period_start, period_end, used]."""
     L, S, E = float(q["limit"]), float(q["start"]), float(q["end"])
-    if S > s[1]:  # a later period starts afresh; a state of a later period is kept
+    if S > s[1] or now >= s[2]:  # a later period, or an expired state, starts afresh; a later period's state is kept
         s[1], s[2], s[3] = S, E, 0.0
     end, used = s[2], s[3]
     allowed, reason, retry = True, None, 0.0
@@ -246,7 +246,7 @@ def quota_step(q, s, now, c):
         used = used + c
         s[3] = used
     else:
-        allowed, reason, retry = False, "limit", max(1.0, end - now)
+        allowed, reason, retry = False, "limit", end - now
     return _outcome(allowed, max(0.0, floor(L - used + EPS)), end, retry, reason)
 
 

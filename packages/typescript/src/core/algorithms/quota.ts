@@ -24,8 +24,9 @@ export const quotaKernel: AlgorithmImpl = {
   step(s, o, now, cost, rule, out) {
     const L = rule.limit
     const start = rule.burst
-    // A later period replaces the state; a state of a later period (a caller whose clock is behind) is kept.
-    if (start > (s[o + 1] as number)) {
+    // A later period, or a state whose period is over (it has expired), starts afresh; a state of a later
+    // period (a caller whose clock is behind) is kept.
+    if (start > (s[o + 1] as number) || now >= (s[o + 2] as number)) {
       s[o + 1] = start
       s[o + 2] = start + rule.windowMs
       s[o + 3] = 0
@@ -49,7 +50,7 @@ export const quotaKernel: AlgorithmImpl = {
     } else {
       out.allowed = false
       out.reason = 'limit'
-      out.retryAfterMs = Math.max(1, end - now)
+      out.retryAfterMs = end - now
     }
     out.remaining = unitsLeft(L, used)
     out.resetAtMs = end

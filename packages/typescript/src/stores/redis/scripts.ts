@@ -901,7 +901,7 @@ end
 
 -- Returns reason, remaining, reset_at_ms, retry_after_ms, delay_ms; updates s.
 local function step(s, t, c)
-  if S > s[2] then
+  if S > s[2] or t >= s[3] then
     s[2] = S
     s[3] = S + Wms
     s[4] = 0
@@ -919,7 +919,7 @@ local function step(s, t, c)
     used = used + c
     s[4] = used
   else
-    reason, retry = 1, max(1, e - t)
+    reason, retry = 1, e - t
   end
   return reason, max(0, floor(L - used + EPS)), e, retry, 0
 end
@@ -1204,6 +1204,6 @@ export const SHA1: Record<KernelName, string> = {
   fixed_window: 'b68144a75c4359f01c3f38641451f391f47ae197',
   sliding_window: '8f1f99f1b0d3a3cc1a1342671ee32b337a7625e5',
   leaky_bucket: 'f5363d5c085e394711b16c16602d88bbd69dd744',
-  quota: 'b6bc184def31e0a13741d3c34001b50ed18ffbaa',
+  quota: 'b0230b540c17e3c8568811c94cae20998ad474cd',
   penalty: '6113c244b2058de4743ee8732a4dbe88e82b083a',
 }
