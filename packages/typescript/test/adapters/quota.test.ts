@@ -2,8 +2,10 @@
 import type { AddressInfo } from 'node:net'
 import { serve } from '@hono/node-server'
 import express from 'express'
+import Fastify from 'fastify'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { haltMiddleware as expressHalt } from '../../src/adapters/express/index.js'
+import { haltPlugin } from '../../src/adapters/fastify/index.js'
 import { withHalt } from '../../src/adapters/fetch/index.js'
 import { definePlans, HaltConfigError, InMemoryStore, type Quota, QuotaManager, RateLimiter } from '../../src/index.js'
 import { fakeClock } from '../support/clock.js'
@@ -49,9 +51,19 @@ async function fetchServer(): Promise<Served> {
   return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, close: () => new Promise((ok) => server.close(() => ok())) }
 }
 
+async function fastifyServer(): Promise<Served> {
+  const { limiter, quotas } = parts()
+  const app = Fastify()
+  await app.register(haltPlugin, { limiter, quota: { manager: quotas, quota: monthly } })
+  app.get('/api/x', async () => 'ok')
+  const url = await app.listen({ port: 0, host: '127.0.0.1' })
+  return { url, close: () => app.close() }
+}
+
 for (const [name, start] of [
   ['express', expressServer],
   ['fetch', fetchServer],
+  ['fastify (plugin)', fastifyServer],
 ] as const) {
   describe(`quota option over real HTTP: ${name}`, () => {
     let served: Served
