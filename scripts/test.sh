@@ -12,6 +12,9 @@ npx biome check .
 echo "== spec vectors are what the reference model generates"
 python3 spec/tools/generate_vectors.py --check
 
+echo "== spec/saas vectors (quotas, penalties, calendar) are what the reference model generates"
+python3 spec/tools/generate_saas_vectors.py --check
+
 echo "== Redis scripts are what spec/tools/build_redis.py builds from spec/redis/src"
 python3 spec/tools/build_redis.py --check
 

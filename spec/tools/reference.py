@@ -224,3 +224,119 @@ def evaluate(algorithm, policy, state, t, cost=1, peek=False):
     if peek:
         return out, (None if state is None else list(state))
     return out, s
+
+
+# ---- spec/saas/README.md: the quota and penalty kernels (same wrapper; blocked_until stays 0) ----
+
+HOUR_MS = 3600000.0
+
+
+def quota_step(q, s, now, c):
+    """q: limit, start (ms), end (ms), refund. State [blocked_until, period_start, period_end, used]."""
+    L, S, E = float(q["limit"]), float(q["start"]), float(q["end"])
+    if S > s[1] or now >= s[2]:  # a later period, or an expired state, starts afresh; a later period's state is kept
+        s[1], s[2], s[3] = S, E, 0.0
+    end, used = s[2], s[3]
+    allowed, reason, retry = True, None, 0.0
+    if q.get("refund"):
+        if s[1] == S:
+            used = max(0.0, used - c)
+            s[3] = used
+    elif c > L:
+        allowed, reason, retry = False, "cost_exceeds_capacity", E - S
+    elif used + c <= L + EPS:
+        used = used + c
+        s[3] = used
+    else:
+        allowed, reason, retry = False, "limit", end - now
+    return _outcome(allowed, max(0.0, floor(L - used + EPS)), end, retry, reason)
+
+
+def penalty_step(p, s, now, c):
+    """p: threshold, duration_ms, decay_rate (points/hour), max_duration_ms. State [0, score, last_ms, until, offences]."""
+    T, D, R, MAX = float(p["threshold"]), float(p["duration_ms"]), float(p["decay_rate"]), float(p["max_duration_ms"])
+    if now > s[2]:
+        score = s[1] - (now - s[2]) * R / HOUR_MS
+        s[1] = 0.0 if score < EPS else score
+        s[2] = now
+    if s[1] == 0.0 and now >= s[3]:  # forgiven
+        s[3], s[4] = 0.0, 0.0
+    if c > 0:
+        s[1] = s[1] + c
+        if now >= s[3] and s[1] + EPS >= T:
+            s[4] = s[4] + 1
+            s[3] = now + min(MAX, D * 2.0 ** min(s[4] - 1, 52))
+    zero = s[2] + ceil(s[1] * HOUR_MS / R) if s[1] > 0 else s[2]
+    out = _outcome(True, s[4], max(zero, s[3]), s[3] - now if s[3] > now else 0.0)
+    out["delay_ms"] = s[1]  # the score rides in delay_ms
+    return out
+
+
+KERNELS = {
+    "quota": (lambda q, now: [0.0, float(q["start"]), float(q["end"]), 0.0], quota_step, 4),
+    "penalty": (lambda p, now: [0.0, 0.0, now, 0.0, 0.0], penalty_step, 5),
+}
+
+
+def evaluate_kernel(kernel, params, state, t, cost=1, peek=False):
+    """One step of a spec/saas kernel, with the wrapper's rules (missing state -> init; peek writes nothing)."""
+    init, step, size = KERNELS[kernel]
+    now = float(t)
+    c = 0.0 if peek else float(cost)
+    s = init(params, now) if state is None or len(state) != size else [float(x) for x in state]
+    out = step(params, s, now, c)
+    if peek:
+        return out, (None if state is None else list(state))
+    return out, s
+
+
+def period_bounds(period, t_ms, tz):
+    """spec/saas/README.md §1: [start, end) of the calendar period holding t_ms in IANA zone tz (zoneinfo)."""
+    from datetime import datetime, timedelta, timezone
+    from zoneinfo import ZoneInfo
+    zone = ZoneInfo(tz)
+    local = datetime.fromtimestamp(t_ms // 1000, tz=timezone.utc).astimezone(zone).replace(tzinfo=None)
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    if period == "hourly":
+        start = local.replace(minute=0, second=0, microsecond=0)
+        end = start + timedelta(hours=1)
+    elif period == "daily":
+        start, end = day, day + timedelta(days=1)
+    elif period == "weekly":
+        start = day - timedelta(days=day.weekday())
+        end = start + timedelta(days=7)
+    elif period == "monthly":
+        start = day.replace(day=1)
+        end = start.replace(year=start.year + (start.month == 12), month=start.month % 12 + 1)
+    elif period == "yearly":
+        start = day.replace(month=1, day=1)
+        end = start.replace(year=start.year + 1)
+    else:
+        raise ValueError(period)
+    return first_instant_at_or_after(start, zone), first_instant_at_or_after(end, zone)
+
+
+def first_instant_at_or_after(wall, zone):
+    """The earliest instant (ms) whose wall-clock time in `zone` is >= `wall` (naive datetime)."""
+    from datetime import timezone
+    cands = []
+    for fold in (0, 1):
+        u = wall.replace(tzinfo=zone, fold=fold).astimezone(timezone.utc)
+        if u.astimezone(zone).replace(tzinfo=None) == wall:
+            cands.append(int(u.timestamp()) * 1000)
+    if cands:
+        return min(cands)
+    # In a gap: binary search on whole seconds between the two readings of `wall`.
+    lo = int(wall.replace(tzinfo=zone, fold=1).astimezone(timezone.utc).timestamp())
+    hi = int(wall.replace(tzinfo=zone, fold=0).astimezone(timezone.utc).timestamp())
+    lo, hi = min(lo, hi), max(lo, hi)
+    from datetime import datetime
+    local_at = lambda sec: datetime.fromtimestamp(sec, tz=timezone.utc).astimezone(zone).replace(tzinfo=None)
+    lo -= 1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if local_at(mid) >= wall:
+            hi = mid
+        else:
+            lo = mid
+    return hi * 1000

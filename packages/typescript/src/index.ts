@@ -34,8 +34,13 @@ export {
 } from './http/headers.js'
 export { type Cidr, formatIp, type IpAddress, PRIVATE_RANGES, parseCidr, parseIp } from './http/ip.js'
 export { HEALTH_CHECK_PATHS, isCanonicalPath } from './http/paths.js'
+export { type QuotaConsumer, QuotaGuard, type QuotaOption } from './http/quota.js'
 export { pathOf, type RequestView, WebRequestView } from './http/request.js'
 export { type ExemptReason, type HttpOptions, identityKey, type MissingIdentity } from './http/rules.js'
 export { type HaltWarning, WarningCode, type WarningCodeName } from './http/warnings.js'
+export { type PeriodBounds, periodBounds, QuotaPeriod, type QuotaPeriodName } from './saas/calendar.js'
+export { Penalty, type PenaltyConfig, PenaltyManager, type PenaltyManagerOptions } from './saas/penalty.js'
+export { definePlans, type PlanEntry, type PlanTable } from './saas/plans.js'
+export { type Quota, QuotaManager, type QuotaManagerOptions, type QuotaResult, type QuotaState } from './saas/quota.js'
 export { InMemoryStore, type InMemoryStoreOptions } from './stores/memory.js'
 export { presets }

@@ -6,6 +6,7 @@ import { writeRateLimitHeaders } from '../http/headers.js'
 import type { RequestView } from '../http/request.js'
 import { ANONYMOUS_KEY, type ExemptReason, type HttpOptions, HttpRules, UNKNOWN_IP_KEY } from '../http/rules.js'
 import { WarningCode } from '../http/warnings.js'
+import type { PenaltyManager } from '../saas/penalty.js'
 import { InMemoryStore } from '../stores/memory.js'
 import { HaltConfigError, RateLimitExceeded } from './errors.js'
 import { Circuit, type FailoverOptions, type OnStoreError, validateFailover, withTimeout } from './failover.js'
@@ -72,6 +73,12 @@ export interface RateLimiterOptions<S extends Store = Store> extends FailoverOpt
   /** Default `Date.now`. */
   clock?: Clock
   telemetry?: Telemetry
+  /**
+   * Penalties for abusers: every blocked request records a violation (severity 1) for its key, and while a key's
+   * penalty runs its limit and burst are scaled by the manager's `multiplier` (rejections then say `reason: 'penalty'`).
+   * A synchronous limiter needs a synchronous penalty store. See docs/saas.md.
+   */
+  penalties?: PenaltyManager<Store>
 }
 
 /** What `limiter.debugKey(req)` reports: the key a request maps to, and why. */
@@ -142,6 +149,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
   private readonly failover: Required<FailoverOptions>
   private readonly circuit: Circuit
   private fallbackStore: InMemoryStore | undefined
+  private readonly penalties: PenaltyManager<Store> | undefined
   private allowedCount = 0
   private blockedCount = 0
 
@@ -200,6 +208,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     }
     this.clock = options.clock ?? Date.now
     this.telemetry = options.telemetry
+    this.penalties = checkPenalties(options.penalties, this.store)
     this.failover = validateFailover(options)
     this.circuit = new Circuit(this.failover.retryStoreAfter)
   }
@@ -232,6 +241,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     const rule = options?.algorithm === undefined ? this.rule : this.override(options.algorithm)
     const cost = options?.cost === undefined ? rule.cost : checkedCost(options.cost)
     const now = this.clock()
+    if (this.penalties !== undefined) return this.penalised(key, rule, now, cost, undefined) as MaybePromise<S, Decision>
     if (this.store.synchronous) return this.finish(key, cost, rule, this.store.consume(rule.ns, key, rule, now, cost) as Outcome) as MaybePromise<S, Decision>
     return this.remote(key, rule, now, cost, 'check') as MaybePromise<S, Decision>
   }
@@ -345,6 +355,12 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     }
   }
 
+  /** The key a request is limited by, or undefined when it is exempt. Consumes nothing (the HTTP `quota` option uses it). */
+  identify(req: RequestView): string | undefined {
+    const r = this.resolve(req, undefined, undefined)
+    return r.exempt === undefined ? r.key : undefined
+  }
+
   /**
    * Write the rate-limit headers of `d` (a decision of this limiter) with `set`.
    * Adapters call this; `rateLimitHeaders()` gives the same as an object.
@@ -381,6 +397,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     }
     const rule = options?.algorithm === undefined ? r.rule : this.overrideOf(r.rule, options.algorithm)
     const now = this.clock()
+    if (this.penalties !== undefined && operation === 'check') return this.penalised(r.key, rule, now, r.cost, req)
     if (this.store.synchronous) {
       if (operation === 'peek') return toDecision(rule, this.store.peek(rule.ns, r.key, rule, now) as Outcome)
       return this.finish(r.key, r.cost, rule, this.store.consume(rule.ns, r.key, rule, now, r.cost) as Outcome, undefined, req)
@@ -506,7 +523,32 @@ export class RateLimiter<S extends Store = InMemoryStore> {
   }
 
   private finish(key: string, cost: number, rule: Rule, o: Outcome, storeError?: OnStoreError, request?: RequestView): Decision {
-    return this.record(key, cost, toDecision(rule, o), storeError, request)
+    const d = toDecision(rule, o)
+    if (o.reason === 'limit' && this.penalties?.isPenalisedRule(rule)) d.reason = 'penalty'
+    return this.record(key, cost, d, storeError, request)
+  }
+
+  /**
+   * A check under penalties: read the key's penalty, check under the scaled rule while it runs, and record a
+   * violation when the request is blocked. A failing penalty store never fails the request: the penalty is skipped.
+   */
+  private penalised(key: string, rule: Rule, now: number, cost: number, request: RequestView | undefined): Decision | Promise<Decision> {
+    const pm = this.penalties as PenaltyManager<Store>
+    const decide = (active: boolean): Decision | Promise<Decision> => {
+      const r = active ? pm.penalised(rule) : rule
+      const d = this.store.synchronous
+        ? this.finish(key, cost, r, this.store.consume(r.ns, key, r, now, cost) as Outcome, undefined, request)
+        : this.remote(key, r, now, cost, 'check', request)
+      return d instanceof Promise ? d.then(violation) : violation(d)
+    }
+    const violation = (d: Decision): Decision | Promise<Decision> => {
+      if (d.allowed || (d.reason !== 'limit' && d.reason !== 'cooldown' && d.reason !== 'penalty')) return d
+      const v = attempt(() => pm.recordViolation(key, 1, now))
+      return v instanceof Promise ? v.then(() => d) : d
+    }
+    const p = attempt(() => pm.getPenalty(key, now))
+    if (p instanceof Promise) return p.then((x) => decide(x?.isActive(now) ?? false))
+    return decide(p?.isActive(now) ?? false)
   }
 
   /** Count a decision and tell telemetry. */
@@ -572,6 +614,33 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     }
     return rule
   }
+}
+
+/** A penalty store call: its result, or undefined when it failed (a promise of the same for remote stores). */
+function attempt<T>(f: () => T | Promise<T>): T | undefined | Promise<T | undefined> {
+  try {
+    const r = f()
+    return r instanceof Promise ? r.catch(() => undefined) : r
+  } catch {
+    return undefined
+  }
+}
+
+function checkPenalties(p: PenaltyManager<Store> | undefined, store: Store): PenaltyManager<Store> | undefined {
+  if (p === undefined) return undefined
+  if (p === null || typeof p !== 'object' || typeof p.recordViolation !== 'function' || typeof p.penalised !== 'function') {
+    throw new HaltConfigError(
+      'HALT_INVALID_PENALTY',
+      "RateLimiter: penalties must be a PenaltyManager. Fix: penalties: new PenaltyManager({ config: { threshold: 10, duration: '5m' } }).",
+    )
+  }
+  if (store.synchronous && !p.store.synchronous) {
+    throw new HaltConfigError(
+      'HALT_INVALID_PENALTY',
+      'RateLimiter: the limiter answers synchronously (in-memory store) but its PenaltyManager store is asynchronous. Fix: give both the same kind of store (e.g. both in memory, or both in Redis).',
+    )
+  }
+  return p
 }
 
 /** The decision of an exempt request: admitted, never counted, no headers. */

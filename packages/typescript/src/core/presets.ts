@@ -31,12 +31,17 @@ const PLANS: Record<string, Readonly<Policy & { name: string }>> = {
 }
 
 /**
- * The policy of a plan, by name, case-insensitive.
+ * The policy of a plan, by name, case-insensitive: of the built-in plans, or of your own plan table
+ * (`definePlans`).
  *
  * @example
  * getPlanPolicy('Pro') // PLAN_PRO: 2000 per hour
+ * getPlanPolicy('team', myPlans) // myPlans.policy('team')
  */
-export function getPlanPolicy(plan: string): Readonly<Policy & { name: string }> {
+export function getPlanPolicy(plan: string): Readonly<Policy & { name: string }>
+export function getPlanPolicy(plan: string, table: { policy(plan: string): Policy }): Policy
+export function getPlanPolicy(plan: string, table?: { policy(plan: string): Policy }): Policy {
+  if (table !== undefined) return table.policy(plan)
   const p = typeof plan === 'string' ? PLANS[plan.trim().toLowerCase()] : undefined
   if (p === undefined) {
     throw new HaltConfigError(

@@ -21,7 +21,7 @@ export const KeyStrategy = {
 export type KeyStrategyName = (typeof KeyStrategy)[keyof typeof KeyStrategy]
 
 /** Why a request was not simply admitted. */
-export type Reason = 'limit' | 'cooldown' | 'penalty' | 'exempt' | 'store_error' | 'cost_exceeds_capacity'
+export type Reason = 'limit' | 'cooldown' | 'penalty' | 'quota' | 'exempt' | 'store_error' | 'cost_exceeds_capacity'
 
 /** A duration: seconds as a number, or a string such as `'500ms'`, `'30s'`, `'1m'`, `'1h'`, `'1d'`. */
 export type Duration = number | `${number}${'ms' | 's' | 'm' | 'h' | 'd'}`

@@ -2,6 +2,7 @@
 import { HaltConfigError } from '../core/errors.js'
 import type { Decision } from '../core/types.js'
 import { type HeaderFormat, isHeaderFormat, moreRestrictive, type SetHeader, writeRateLimitHeaders } from './headers.js'
+import { QuotaGuard, type QuotaOption } from './quota.js'
 import type { RequestView } from './request.js'
 
 /** What an adapter needs of a limiter (a `RateLimiter` over any store is one). */
@@ -15,6 +16,14 @@ export interface HttpLimiter {
 export interface AdapterOptions {
   /** Rate-limit headers: `'standard'` (default), `'ietf'`, `'legacy'` or `'none'`. */
   headers?: HeaderFormat
+  /**
+   * Enforce a quota (or several) after the limiters: requests they admit take units of it, and an exhausted quota
+   * answers 429 `quota_exceeded` until its period ends. See docs/saas.md.
+   *
+   * @example
+   * haltMiddleware(limiter, { quota: { manager: quotas, quota: { name: 'api_calls', limit: 10_000, period: 'monthly' } } })
+   */
+  quota?: QuotaOption | readonly QuotaOption[]
 }
 
 /**
@@ -47,6 +56,10 @@ export class Gate {
         'HALT_INVALID_HEADER_FORMAT',
         `${adapter}: headers must be 'standard', 'ietf', 'legacy' or 'none', got ${String(options.headers)}.`,
       )
+    }
+    if (options.quota !== undefined) {
+      const quotas = Array.isArray(options.quota) ? options.quota : [options.quota as QuotaOption]
+      for (const q of quotas) list.push(new QuotaGuard(q, list[0] as HttpLimiter, adapter))
     }
     this.limiters = list as HttpLimiter[]
     this.format = format

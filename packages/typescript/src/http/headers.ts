@@ -83,12 +83,17 @@ export function rejectionStatus(d: Decision): 429 | 503 {
 /**
  * The JSON body of a rejection:
  * `{"error":"rate_limit_exceeded","message":"Too many requests. Please try again later.","retry_after":42}`
- * (`rate_limiter_unavailable` with status 503 when the store is down and the limiter fails closed).
+ * (`rate_limiter_unavailable` with status 503 when the store is down and the limiter fails closed;
+ * `quota_exceeded` with the quota, its limit and `reset_at`, an ISO 8601 time, for an exhausted quota).
  */
 export function rejectionBody(d: Decision): string {
   const s = retryAfterSeconds(d)
   if (d.reason === 'store_error') {
     return `{"error":"rate_limiter_unavailable","message":"Rate limiting is temporarily unavailable. Please try again later.","retry_after":${s}}`
+  }
+  if (d.reason === 'quota') {
+    const at = new Date(d.resetAt * 1000).toISOString().replace('.000Z', 'Z')
+    return `{"error":"quota_exceeded","message":"Quota exceeded. It resets at ${at}.","quota":${JSON.stringify(d.policy)},"limit":${d.limit},"reset_at":"${at}","retry_after":${s}}`
   }
   return `{"error":"rate_limit_exceeded","message":"Too many requests. Please try again later.","retry_after":${s}}`
 }

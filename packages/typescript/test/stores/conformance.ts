@@ -17,6 +17,8 @@ import {
   StoreTimeoutError,
 } from '../../src/index.js'
 import { loadVectors, outcomeFields, toPolicy } from '../support/vectors.js'
+import type { KernelJob } from './kernel-jobs.js'
+import { saasConformance } from './saas-conformance.js'
 
 export const ALGORITHMS: AlgorithmName[] = ['token_bucket', 'gcra', 'fixed_window', 'sliding_window', 'leaky_bucket']
 
@@ -326,6 +328,8 @@ export function storeConformance<S extends Store>(h: StoreHarness<S>): void {
       })
     })
 
+    saasConformance(h, () => store)
+
     describe(`concurrency: 4 ${h.processes ? 'OS processes' : 'groups in this process'} x 100 concurrent checks on one key, limit 150`, () => {
       const workers: Worker[] = []
       beforeAll(async () => {
@@ -371,7 +375,7 @@ export function storeConformance<S extends Store>(h: StoreHarness<S>): void {
   })
 }
 
-interface RunResult {
+export interface RunResult {
   admitted: number
   errors: number
   firstError?: string
@@ -380,7 +384,7 @@ interface RunResult {
 }
 
 /** One worker process (test/stores/worker.ts) that builds the store and runs checks on command. */
-class Worker {
+export class Worker {
   private readonly child: ChildProcess
   readonly ready: Promise<void>
   private waiting: ((r: RunResult) => void) | undefined
@@ -397,7 +401,7 @@ class Worker {
     })
   }
 
-  run(job: { policy: Policy; at: number; now: number; n: number }): Promise<RunResult> {
+  run(job: ({ policy: Policy } | { kernel: KernelJob }) & { at: number; now: number; n: number }): Promise<RunResult> {
     return new Promise((resolve, reject) => {
       const died = (code: number | null) => reject(new Error(`worker exited with code ${code} during a run`))
       this.child.once('exit', died)

@@ -1,6 +1,7 @@
 // Worker process of the conformance suite's concurrency test: builds a store from a module, fires checks on command.
 import { pathToFileURL } from 'node:url'
 import { Algorithm, compilePolicy, type Policy, type Store } from '../../src/index.js'
+import { type KernelJob, kernelJobRule } from './kernel-jobs.js'
 
 interface Opened {
   store: Store
@@ -18,12 +19,12 @@ for (const algorithm of Object.values(Algorithm)) {
 }
 process.send?.({ type: 'ready' })
 
-process.on('message', async (m: { type: 'run'; policy: Policy; at: number; now: number; n: number } | { type: 'exit' }) => {
+process.on('message', async (m: { type: 'run'; policy?: Policy; kernel?: KernelJob; at: number; now: number; n: number } | { type: 'exit' }) => {
   if (m.type === 'exit') {
     await close()
     process.exit(0)
   }
-  const rule = compilePolicy(m.policy)
+  const rule = m.kernel !== undefined ? kernelJobRule(m.kernel) : compilePolicy(m.policy as Policy)
   await new Promise((r) => setTimeout(r, Math.max(0, m.at - Date.now())))
   const t0 = Date.now()
   const results = await Promise.allSettled(Array.from({ length: m.n }, () => store.consume(rule.ns, 'hot', rule, m.now, 1)))

@@ -117,7 +117,7 @@ function list(x: HttpLimiter | readonly HttpLimiter[]): readonly HttpLimiter[] {
  */
 export function haltPlugin(fastify: FastifyLike, options: HaltFastifyOptions, done: Done): void {
   const global = options.limiter === undefined ? [] : list(options.limiter)
-  const hookOptions = { headers: options.headers, getUser: options.getUser, onLimited: options.onLimited }
+  const hookOptions = { headers: options.headers, quota: options.quota, getUser: options.getUser, onLimited: options.onLimited }
   if (global.length > 0) new Gate(global, hookOptions, 'haltPlugin') // validate now, not at the first route
   const shared = global.length > 0 ? haltHook(global, hookOptions) : undefined
   fastify.addHook('onRoute', (route) => {

@@ -2,11 +2,11 @@
 import { HaltConfigError } from '../../core/errors.js'
 import type { Rule } from '../../core/policy.js'
 import type { Store } from '../../core/store.js'
-import type { AlgorithmName, Outcome } from '../../core/types.js'
+import type { Outcome } from '../../core/types.js'
 import { type RedisAdapter, type RedisClient, toAdapter } from './adapters.js'
 import { BlockedKeyCache } from './cache.js'
 import { escapeKeyPart, keySlot, scanPattern, storageKey } from './keys.js'
-import { SCRIPTS, SHA1 } from './scripts.js'
+import { type KernelName, SCRIPTS, SHA1 } from './scripts.js'
 
 export interface RedisStoreOptions {
   /**
@@ -122,7 +122,7 @@ export class RedisStore implements Store {
   private readonly maxBatch: number
   private readonly graceArg: string
   private readonly cache: BlockedKeyCache | undefined
-  private readonly scripts: Record<AlgorithmName, Script>
+  private readonly scripts: Record<KernelName, Script>
   private readonly infos = new WeakMap<Rule, RuleInfo>()
   /**
    * Batches opened in this turn of the event loop, sent by a `setImmediate` once its I/O callbacks have run: the
@@ -177,14 +177,9 @@ export class RedisStore implements Store {
       )
     }
     this.cache = cacheOption === false ? undefined : new BlockedKeyCache(maxKeys)
-    const script = (name: AlgorithmName): Script => ({ text: SCRIPTS[name], sha: SHA1[name], loaded: false })
-    this.scripts = {
-      token_bucket: script('token_bucket'),
-      gcra: script('gcra'),
-      fixed_window: script('fixed_window'),
-      sliding_window: script('sliding_window'),
-      leaky_bucket: script('leaky_bucket'),
-    }
+    const scripts = {} as Record<KernelName, Script>
+    for (const name of Object.keys(SCRIPTS) as KernelName[]) scripts[name] = { text: SCRIPTS[name], sha: SHA1[name], loaded: false }
+    this.scripts = scripts
   }
 
   /** The Redis key holding `id`'s state under namespace `ns` (spec/KEYS.md). */
@@ -287,7 +282,7 @@ export class RedisStore implements Store {
     if (info === undefined) {
       const params = [rule.limit, rule.windowMs, rule.burst, rule.blockMs, rule.precision].map(String)
       params.push(rule.shaping ? '1' : '0', this.graceArg)
-      const name = rule.algorithm.name as AlgorithmName
+      const name = rule.algorithm.name as KernelName
       info = {
         rule,
         script: this.scripts[name],
