@@ -11,6 +11,7 @@ npx biome check .
 
 echo "== spec vectors are what the reference model generates"
 python3 spec/tools/generate_vectors.py --check
+python3 spec/tools/generate_set_vectors.py --check
 
 echo "== spec/saas vectors (quotas, penalties, calendar) are what the reference model generates"
 python3 spec/tools/generate_saas_vectors.py --check

@@ -340,3 +340,31 @@ def first_instant_at_or_after(wall, zone):
         else:
             lo = mid
     return hi * 1000
+
+
+def evaluate_set(members, states, t, cost=1):
+    """A limit set (spec/README.md §4): one request against several policies of one identity.
+
+    `members` is a list of (algorithm, policy, shadow); `states` the matching states (None: missing).
+    Returns (allowed, outcomes, states_after). Every member steps on its own state. The enforced members
+    admit only if each admits; then each keeps its step, else a member that admitted keeps its state and
+    reports a peek. Shadow members follow the same rule in the world where they were enforced too: they keep
+    their step only if every member admits.
+    """
+    steps = [evaluate(alg, pol, st, t, cost) for (alg, pol, _), st in zip(members, states)]
+    enforced = True
+    shadow_ok = True
+    for (_, _, shadow), (out, _) in zip(members, steps):
+        if not out["allowed"]:
+            if shadow:
+                shadow_ok = False
+            else:
+                enforced = False
+    every = enforced and shadow_ok
+    outcomes, after = [], []
+    for (alg, pol, shadow), st, (out, s) in zip(members, states, steps):
+        if out["allowed"] and not (every if shadow else enforced):
+            out, s = evaluate(alg, pol, st, t, 0, peek=True)[0], st
+        outcomes.append(out)
+        after.append(None if s is None else list(s))
+    return enforced, outcomes, after

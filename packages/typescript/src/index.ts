@@ -16,11 +16,12 @@ export type {
   StoreErrorEvent,
   Telemetry,
 } from './core/limiter.js'
-export { RateLimiter, toDecision } from './core/limiter.js'
+export { combine, RateLimiter, toDecision } from './core/limiter.js'
 export { compilePolicy, durationMs, Rule } from './core/policy.js'
 export { getPlanPolicy } from './core/presets.js'
+export { compileSet, evaluateSet, type SetResult } from './core/sets.js'
 export type { MaybePromise, Store, SyncStore } from './core/store.js'
-export type { AlgorithmName, Decision, Duration, KeyStrategyName, Outcome, Policy, Reason, State } from './core/types.js'
+export type { AlgorithmName, Decision, Duration, KeyStrategyName, Outcome, Policy, PolicyMode, Reason, State } from './core/types.js'
 export { Algorithm, KeyStrategy } from './core/types.js'
 export { type AdapterOptions, Gate, type HttpLimiter } from './http/gate.js'
 export {

@@ -2,7 +2,7 @@
 // Takes a string key, or a RequestView (src/http): then exemptions, client address, key strategy and cost come first.
 
 import type { HeaderFormat, SetHeader } from '../http/headers.js'
-import { writeRateLimitHeaders } from '../http/headers.js'
+import { moreRestrictive, writeRateLimitHeaders } from '../http/headers.js'
 import type { RequestView } from '../http/request.js'
 import { ANONYMOUS_KEY, type ExemptReason, type HttpOptions, HttpRules, UNKNOWN_IP_KEY } from '../http/rules.js'
 import { WarningCode } from '../http/warnings.js'
@@ -11,8 +11,9 @@ import { InMemoryStore } from '../stores/memory.js'
 import { HaltConfigError, RateLimitExceeded } from './errors.js'
 import { Circuit, type FailoverOptions, type OnStoreError, validateFailover, withTimeout } from './failover.js'
 import { compilePolicy, type Rule } from './policy.js'
+import { compileSet } from './sets.js'
 import type { MaybePromise, Store, SyncStore } from './store.js'
-import type { AlgorithmName, Decision, KeyStrategyName, Outcome, Policy } from './types.js'
+import type { AlgorithmName, Decision, KeyStrategyName, Outcome, Policy, PolicyMode } from './types.js'
 
 /** Milliseconds since the Unix epoch. Inject a fake one in tests. */
 export type Clock = () => number
@@ -27,6 +28,8 @@ export interface DecisionEvent {
   storeError?: OnStoreError
   /** The request, when the check was made with a `RequestView`. */
   request?: RequestView
+  /** True when `decision` is a shadow policy's: what it would have decided. It blocked nothing. */
+  shadow?: boolean
 }
 
 /** A store call that failed or timed out. */
@@ -42,15 +45,21 @@ export interface StoreErrorEvent {
 /** Hooks a limiter calls; every one optional. The telemetry issue adds exporters. */
 export interface Telemetry {
   onDecision?(event: DecisionEvent): void
+  /**
+   * An admitted request took a policy to `nearLimit` (default 0.8) of its capacity or beyond, from below it.
+   * `event.decision` is that policy's decision; `event.shadow` is set for a shadow policy.
+   */
+  onNearLimit?(event: DecisionEvent): void
   onStoreError?(event: StoreErrorEvent): void
 }
 
 /**
- * Chooses the policy of a request, e.g. by the user's plan. Return the same
- * objects each time (presets, constants): each distinct policy is compiled once.
+ * Chooses the policy of a request, e.g. by the user's plan, or a limit set (an
+ * array of policies). Return the same objects each time (presets, constants):
+ * each distinct policy or set is compiled once.
  * `undefined`, a throw or an invalid policy fall back to `defaultPolicy`.
  */
-export type PolicyResolver = (req: RequestView) => Policy | undefined | null
+export type PolicyResolver = (req: RequestView) => Policy | readonly Policy[] | undefined | null
 
 /** The cost of a request: units it consumes. A throw, NaN or a negative value falls back to the policy's cost. */
 export type CostResolver = (req: RequestView) => number
@@ -64,8 +73,21 @@ export interface RateLimiterOptions<S extends Store = Store> extends FailoverOpt
    *
    * @example
    * policy: (req) => getPlanPolicy(plans.get(req.header('x-api-key')) ?? 'free'), defaultPolicy: presets.PLAN_FREE
+   *
+   * An array is a limit set: a request passes only if every (enforced) policy admits it, and then consumes from
+   * each; if one rejects, none consumes. The decision describes the most restrictive policy.
+   *
+   * @example
+   * policy: [{ name: 'per_second', limit: 10, window: 1 }, { name: 'per_day', limit: 10_000, window: '1d' }]
    */
-  policy: Policy | PolicyResolver
+  policy: Policy | readonly Policy[] | PolicyResolver
+  /**
+   * `'shadow'`: every policy of this limiter is shadow (evaluated and reported, never rejecting, no headers).
+   * Default `'enforce'`: each policy's own `mode` applies.
+   */
+  mode?: PolicyMode
+  /** Fraction of a policy's capacity at which `telemetry.onNearLimit` fires. Default 0.8. */
+  nearLimit?: number
   /** With a `policy` function: the policy for string keys and whenever the function gives none or a bad one. */
   defaultPolicy?: Policy
   /** Units a request consumes: a number, or a function of the request. Default: the policy's `cost` (1). */
@@ -119,6 +141,8 @@ export interface LimiterStats {
   blocked: number
   totalChecks: number
   activeKeys: number
+  /** Decisions of shadow policies that would have rejected (each shadow policy counts on its own). */
+  shadowBlocked: number
 }
 
 /**
@@ -152,6 +176,15 @@ export class RateLimiter<S extends Store = InMemoryStore> {
   private readonly penalties: PenaltyManager<Store> | undefined
   private allowedCount = 0
   private blockedCount = 0
+  private shadowBlockedCount = 0
+  /** Several policies, or shadow ones: every check goes through `store.consumeSet`. */
+  private readonly set: readonly Rule[] | undefined
+  /** The set's key strategy (the one its policies name, if any). */
+  private readonly setStrategy: KeyStrategyName | undefined
+  /** Sets a resolver returned, by their first enforced rule (what `Resolved.rule` carries), and their key strategies. */
+  private readonly setsByHead = new WeakMap<Rule, { rules: readonly Rule[]; strategy: KeyStrategyName | undefined }>()
+  private readonly shadowMode: boolean
+  private readonly nearFraction: number
 
   constructor(options: RateLimiterOptions<S>) {
     if (options === null || typeof options !== 'object') {
@@ -160,15 +193,38 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     if (options.policy === undefined) {
       throw new HaltConfigError('HALT_MISSING_POLICY', 'RateLimiter: policy is required. Fix: new RateLimiter({ policy: presets.PUBLIC_API }).')
     }
-    if (typeof options.policy === 'function') {
+    const mode = options.mode ?? 'enforce'
+    if (mode !== 'enforce' && mode !== 'shadow') {
+      throw new HaltConfigError('HALT_INVALID_MODE', `RateLimiter: mode must be 'enforce' or 'shadow', got ${String(options.mode)}.`)
+    }
+    this.shadowMode = mode === 'shadow'
+    const nearLimit = options.nearLimit ?? 0.8
+    if (typeof nearLimit !== 'number' || !(nearLimit > 0 && nearLimit <= 1)) {
+      throw new HaltConfigError(
+        'HALT_INVALID_NEAR_LIMIT',
+        `RateLimiter: nearLimit must be a fraction of the limit above 0 and at most 1, got ${String(options.nearLimit)}. Fix: nearLimit: 0.8.`,
+      )
+    }
+    this.nearFraction = nearLimit
+    let set: Rule[] | undefined
+    if (Array.isArray(options.policy)) {
+      if (options.defaultPolicy !== undefined) {
+        throw new HaltConfigError(
+          'HALT_INVALID_OPTIONS',
+          'RateLimiter: defaultPolicy only applies when policy is a function of the request. Fix: remove defaultPolicy.',
+        )
+      }
+      set = compileSet(options.policy as readonly Policy[], this.shadowMode)
+      this.rule = set.find((r) => !r.shadow) ?? (set[0] as Rule)
+    } else if (typeof options.policy === 'function') {
       if (options.defaultPolicy === undefined) {
         throw new HaltConfigError(
           'HALT_MISSING_DEFAULT_POLICY',
           'RateLimiter: a policy function needs defaultPolicy, used for string keys and when the function returns no policy, throws, or returns an invalid one. Fix: defaultPolicy: presets.PLAN_FREE.',
         )
       }
-      this.resolver = options.policy
-      this.rule = compilePolicy(options.defaultPolicy)
+      this.resolver = options.policy as PolicyResolver
+      this.rule = this.compile(options.defaultPolicy)
     } else {
       if (options.defaultPolicy !== undefined) {
         throw new HaltConfigError(
@@ -176,15 +232,25 @@ export class RateLimiter<S extends Store = InMemoryStore> {
           'RateLimiter: defaultPolicy only applies when policy is a function of the request. Fix: remove defaultPolicy.',
         )
       }
-      this.rule = compilePolicy(options.policy)
+      this.rule = this.compile(options.policy as Policy)
     }
-    this.rules.set(this.rule.ns, this.rule)
+    if (set === undefined && this.rule.shadow) set = [this.rule]
+    if (set !== undefined && set.length === 1 && !(set[0] as Rule).shadow) set = undefined
+    this.set = set
+    this.setStrategy = set?.find((r) => r.policy.keyStrategy !== undefined)?.policy.keyStrategy
+    for (const r of set ?? [this.rule]) this.rules.set(r.ns, r)
     this.store = options.store ?? (new InMemoryStore() as unknown as S)
     if (this.store === null || typeof this.store !== 'object' || typeof this.store.consume !== 'function') {
       throw new HaltConfigError('HALT_INVALID_STORE', 'RateLimiter: store must implement consume/peek/reset/clear (e.g. new InMemoryStore()).')
     }
+    if (set !== undefined && typeof this.store.consumeSet !== 'function') {
+      throw new HaltConfigError(
+        'HALT_STORE_NO_SETS',
+        'RateLimiter: several policies (or shadow ones) need a store with consumeSet(); this store has none. Fix: use a Halt store (memory, Redis, PostgreSQL, MongoDB, DynamoDB, Memcached) or one limiter per policy.',
+      )
+    }
     this.http = new HttpRules(options, !this.store.synchronous)
-    this.http.validateStrategy(this.rule.name, this.rule.policy.keyStrategy)
+    this.http.validateStrategy(this.rule.name, this.setStrategy ?? this.rule.policy.keyStrategy)
     if (typeof options.cost === 'function') {
       this.costFn = options.cost
     } else if (options.cost !== undefined) {
@@ -195,11 +261,13 @@ export class RateLimiter<S extends Store = InMemoryStore> {
           `RateLimiter: cost must be a finite number >= 0 or a function of the request, got ${String(c)}. Fix: cost: 1.`,
         )
       }
-      if (c > this.rule.capacity) {
-        throw new HaltConfigError(
-          'HALT_COST_EXCEEDS_CAPACITY',
-          `RateLimiter: cost ${c} is above the capacity ${this.rule.capacity} of policy '${this.rule.name}', so no request could ever pass. Fix: lower cost or raise the policy's burst/limit.`,
-        )
+      for (const r of set ?? [this.rule]) {
+        if (c > r.capacity) {
+          throw new HaltConfigError(
+            'HALT_COST_EXCEEDS_CAPACITY',
+            `RateLimiter: cost ${c} is above the capacity ${r.capacity} of policy '${r.name}', so no request could ever pass. Fix: lower cost or raise the policy's burst/limit.`,
+          )
+        }
       }
       this.costNumber = c
     }
@@ -209,6 +277,12 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     this.clock = options.clock ?? Date.now
     this.telemetry = options.telemetry
     this.penalties = checkPenalties(options.penalties, this.store)
+    if (this.penalties !== undefined && set !== undefined) {
+      throw new HaltConfigError(
+        'HALT_INVALID_OPTIONS',
+        'RateLimiter: penalties apply to a limiter with one enforced policy, not to several or shadow ones. Fix: put the penalties on a limiter of their own.',
+      )
+    }
     this.failover = validateFailover(options)
     this.circuit = new Circuit(this.failover.retryStoreAfter)
   }
@@ -218,9 +292,14 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     return this.circuit.isOpen
   }
 
-  /** The policy as given (after defaults are applied by validation). */
+  /** The policy as given (after defaults are applied by validation); with several policies, the first enforced one. */
   get policy(): Readonly<Policy> {
     return this.rule.policy
+  }
+
+  /** Every policy this limiter decides with, in order (one, unless it was given several). */
+  get policies(): readonly Readonly<Policy>[] {
+    return (this.set ?? [this.rule]).map((r) => r.policy)
   }
 
   /**
@@ -238,6 +317,10 @@ export class RateLimiter<S extends Store = InMemoryStore> {
    */
   check(key: string | RequestView, options?: CheckOptions): MaybePromise<S, Decision> {
     if (typeof key !== 'string') return this.checkRequest(key, options, 'check') as MaybePromise<S, Decision>
+    if (this.set !== undefined) {
+      const costs = this.costsOf(this.set, options?.cost === undefined ? undefined : checkedCost(options.cost), options)
+      return this.runSet(key, this.set, this.clock(), costs, 'check', undefined) as MaybePromise<S, Decision>
+    }
     const rule = options?.algorithm === undefined ? this.rule : this.override(options.algorithm)
     const cost = options?.cost === undefined ? rule.cost : checkedCost(options.cost)
     const now = this.clock()
@@ -255,6 +338,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
   /** What `check()` would say for a request of cost 0, without consuming anything. */
   peek(key: string | RequestView, options?: Pick<CheckOptions, 'algorithm'>): MaybePromise<S, Decision> {
     if (typeof key !== 'string') return this.checkRequest(key, options, 'peek') as MaybePromise<S, Decision>
+    if (this.set !== undefined) return this.runSet(key, this.setFor(this.rule, options), this.clock(), [], 'peek', undefined) as MaybePromise<S, Decision>
     const rule = options?.algorithm === undefined ? this.rule : this.override(options.algorithm)
     const now = this.clock()
     if (this.store.synchronous) return toDecision(rule, this.store.peek(rule.ns, key, rule, now) as Outcome) as MaybePromise<S, Decision>
@@ -281,6 +365,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
   clear(): MaybePromise<S, void> {
     this.allowedCount = 0
     this.blockedCount = 0
+    this.shadowBlockedCount = 0
     const results = [...this.rules.values()].map((r) => this.store.clear(r.ns))
     return (this.store.synchronous ? undefined : Promise.all(results).then(() => undefined)) as MaybePromise<S, void>
   }
@@ -299,6 +384,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
       blocked: this.blockedCount,
       totalChecks: this.allowedCount + this.blockedCount,
       activeKeys,
+      shadowBlocked: this.shadowBlockedCount,
     })
     return (typeof size === 'number' ? make(size) : size.then(make)) as MaybePromise<S, LimiterStats>
   }
@@ -367,8 +453,8 @@ export class RateLimiter<S extends Store = InMemoryStore> {
    */
   writeHeaders<T>(d: Decision, format: HeaderFormat, target: T, set: SetHeader<T>): void {
     if (format === 'ietf') {
-      const rule = this.ruleNamed(d.policy)
-      writeRateLimitHeaders(d, format, target, set, rule.windowMs / 1000, this.clock())
+      const window = d.policies === undefined ? this.ruleNamed(d.policy).windowMs / 1000 : (name: string) => this.ruleNamed(name).windowMs / 1000
+      writeRateLimitHeaders(d, format, target, set, window, this.clock())
     } else {
       writeRateLimitHeaders(d, format, target, set)
     }
@@ -394,6 +480,12 @@ export class RateLimiter<S extends Store = InMemoryStore> {
       const d = exemptDecision(r.rule)
       if (operation === 'check') this.telemetry?.onDecision?.({ key: r.key, cost: 0, decision: d, request: req })
       return this.store.synchronous ? d : Promise.resolve(d)
+    }
+    const set = r.rule === this.rule ? this.set : (this.setsByHead.get(r.rule)?.rules ?? (r.rule.shadow ? [r.rule] : undefined))
+    if (set !== undefined) {
+      const rules = this.setFor(r.rule, options)
+      const uniform = options?.cost !== undefined || this.costFn !== undefined ? r.cost : undefined
+      return this.runSet(r.key, rules, this.clock(), operation === 'peek' ? [] : this.costsOf(rules, uniform, options), operation, req)
     }
     const rule = options?.algorithm === undefined ? r.rule : this.overrideOf(r.rule, options.algorithm)
     const now = this.clock()
@@ -426,7 +518,9 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     }
     if (exempt !== undefined) return { rule: this.rule, key: clientKey, cost: 0, exempt, clientIp, strategy: http.strategyOf(this.rule.policy.keyStrategy) }
     const rule = this.resolver === undefined ? this.rule : this.ruleFor(req, trace)
-    const strategy = http.strategyOf(rule.policy.keyStrategy)
+    const strategy = http.strategyOf(
+      rule === this.rule && this.setStrategy !== undefined ? this.setStrategy : (this.setsByHead.get(rule)?.strategy ?? rule.policy.keyStrategy),
+    )
     let key = strategy === 'ip' ? (client?.key ?? UNKNOWN_IP_KEY) : http.key(strategy, req, client, trace)
     if (key === undefined) {
       const missing = http.onMissing
@@ -444,7 +538,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
 
   /** The policy a resolver picks for `req`, compiled once per distinct policy. Never throws. */
   private ruleFor(req: RequestView, trace: string[] | undefined): Rule {
-    let p: Policy | undefined | null
+    let p: Policy | readonly Policy[] | undefined | null
     try {
       p = (this.resolver as PolicyResolver)(req)
     } catch (e) {
@@ -462,11 +556,19 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     }
     let rule = this.resolved.get(p)
     if (rule !== undefined) return rule
-    const content = policyContent(p)
+    const content = Array.isArray(p)
+      ? `[${(p as Policy[]).map((x) => (x !== null && typeof x === 'object' ? policyContent(x) : String(x))).join('\n')}]`
+      : policyContent(p as Policy)
     rule = this.byContent.get(content)
-    if (rule === undefined) {
+    if (rule === undefined && Array.isArray(p)) {
+      rule = this.compileResolvedSet(p as readonly Policy[])
+      if (this.byContent.size >= 1000) this.byContent.clear()
+      this.byContent.set(content, rule)
+    } else if (rule === undefined) {
+      p = p as Policy
       try {
-        rule = compilePolicy(p)
+        rule = this.compile(p)
+        if (rule.shadow && typeof this.store.consumeSet !== 'function') throw new Error(`policy '${rule.name}' is shadow but the store has no consumeSet()`)
         const strategy = this.http.strategyOf(rule.policy.keyStrategy)
         if (strategy === 'custom' && this.http.keyExtractor === undefined)
           throw new Error(`policy '${rule.name}' uses keyStrategy 'custom' but no keyExtractor is set`)
@@ -482,6 +584,25 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     }
     this.resolved.set(p, rule)
     return rule
+  }
+
+  /** A set a resolver returned, compiled: its head rule (first enforced), or the default rule when it is invalid. */
+  private compileResolvedSet(policies: readonly Policy[]): Rule {
+    try {
+      const rules = compileSet(policies, this.shadowMode)
+      if (typeof this.store.consumeSet !== 'function') throw new Error('several policies need a store with consumeSet()')
+      if (this.penalties !== undefined) throw new Error('penalties apply to one enforced policy, not to a set')
+      const strategy = rules.find((r) => r.policy.keyStrategy !== undefined)?.policy.keyStrategy
+      if (this.http.strategyOf(strategy) === 'custom' && this.http.keyExtractor === undefined)
+        throw new Error(`a policy uses keyStrategy 'custom' but no keyExtractor is set`)
+      for (const r of rules) if (!this.rules.has(r.ns)) this.rules.set(r.ns, r)
+      const head = rules.find((r) => !r.shadow) ?? (rules[0] as Rule)
+      this.setsByHead.set(head, { rules, strategy })
+      return head
+    } catch (e) {
+      this.resolverFailed(`returned an invalid set of policies (${e instanceof Error ? e.message : String(e)})`)
+      return this.rule
+    }
   }
 
   private resolverFailed(what: string): void {
@@ -525,7 +646,9 @@ export class RateLimiter<S extends Store = InMemoryStore> {
   private finish(key: string, cost: number, rule: Rule, o: Outcome, storeError?: OnStoreError, request?: RequestView): Decision {
     const d = toDecision(rule, o)
     if (o.reason === 'limit' && this.penalties?.isPenalisedRule(rule)) d.reason = 'penalty'
-    return this.record(key, cost, d, storeError, request)
+    this.record(key, cost, d, storeError, request)
+    if (this.telemetry?.onNearLimit !== undefined) this.nearLimit(key, cost, rule, d, request)
+    return d
   }
 
   /**
@@ -549,6 +672,132 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     const p = attempt(() => pm.getPenalty(key, now))
     if (p instanceof Promise) return p.then((x) => decide(x?.isActive(now) ?? false))
     return decide(p?.isActive(now) ?? false)
+  }
+
+  /** A policy compiled, shadow when the whole limiter is. */
+  private compile(p: Policy): Rule {
+    return compilePolicy(this.shadowMode && p !== null && typeof p === 'object' ? { ...p, mode: 'shadow' } : p)
+  }
+
+  /** The rules a check of a set runs: the limiter's set, or a resolver's shadow policy alone. No algorithm override. */
+  private setFor(rule: Rule, options: Pick<CheckOptions, 'algorithm'> | undefined): readonly Rule[] {
+    noAlgorithmOverride(options)
+    return rule === this.rule && this.set !== undefined ? this.set : (this.setsByHead.get(rule)?.rules ?? [rule])
+  }
+
+  /** Each rule's cost: one given for the request (explicit, or the limiter's cost option), else each policy's own. */
+  private costsOf(rules: readonly Rule[], given: number | undefined, options: CheckOptions | undefined): number[] {
+    noAlgorithmOverride(options)
+    const c = given ?? this.costNumber
+    return rules.map((r) => c ?? r.cost)
+  }
+
+  /** A check or peek of a set, on a synchronous or a remote store. */
+  private runSet(
+    key: string,
+    rules: readonly Rule[],
+    now: number,
+    costs: readonly number[],
+    operation: 'check' | 'peek',
+    request: RequestView | undefined,
+  ): Decision | Promise<Decision> {
+    if (this.store.synchronous) {
+      if (operation === 'peek')
+        return combine(
+          rules,
+          rules.map((r) => ({ ...(this.store.peek(r.ns, key, r, now) as Outcome) })),
+        )
+      const outcomes = (this.store as SyncStore).consumeSet?.(key, rules, now, costs) as Outcome[]
+      return this.finishSet(key, rules, costs, outcomes, undefined, request)
+    }
+    return this.remoteSet(key, rules, now, costs, operation, request)
+  }
+
+  private async remoteSet(
+    key: string,
+    rules: readonly Rule[],
+    now: number,
+    costs: readonly number[],
+    operation: 'check' | 'peek',
+    request: RequestView | undefined,
+  ): Promise<Decision> {
+    if (this.circuit.allows(now)) {
+      try {
+        const store = this.store
+        const call =
+          operation === 'check'
+            ? (store.consumeSet?.(key, rules, now, costs) as Promise<Outcome[]>)
+            : Promise.all(rules.map((r) => store.peek(r.ns, key, r, now)))
+        const outcomes = await withTimeout(call, this.failover.timeout)
+        this.circuit.success()
+        return operation === 'check' ? this.finishSet(key, rules, costs, outcomes, undefined, request) : combine(rules, outcomes)
+      } catch (error) {
+        this.circuit.failure(this.clock())
+        this.telemetry?.onStoreError?.({ error, key, policy: this.rule.name, operation, action: this.failover.onStoreError })
+      }
+    }
+    const mode = this.failover.onStoreError
+    if (mode === 'fallback' || rules.every((r) => r.shadow)) {
+      // A set whose every policy is shadow never rejects: while the store is down it is evaluated in memory.
+      this.fallbackStore ??= new InMemoryStore()
+      const fb = this.fallbackStore
+      if (operation === 'peek')
+        return combine(
+          rules,
+          rules.map((r) => ({ ...fb.peek(r.ns, key, r, now) })),
+        )
+      return this.finishSet(key, rules, costs, fb.consumeSet(key, rules, now, costs), 'fallback', request)
+    }
+    const primary = rules.find((r) => !r.shadow) as Rule
+    return this.degraded(key, primary, now, operation === 'check' ? (costs[rules.indexOf(primary)] as number) : 0, operation, request)
+  }
+
+  /** Count and report a set's decision: the enforced one, each shadow policy's, near-limit signals. */
+  private finishSet(
+    key: string,
+    rules: readonly Rule[],
+    costs: readonly number[],
+    outcomes: readonly Outcome[],
+    storeError: OnStoreError | undefined,
+    request: RequestView | undefined,
+  ): Decision {
+    const d = combine(rules, outcomes)
+    const policies = d.policies as Decision[]
+    const cost = (name: string) => costs[rules.findIndex((r) => r.name === name)] as number
+    if (d.shadow === true) this.allowedCount++
+    else this.record(key, cost(d.policy), d, storeError, request)
+    const t = this.telemetry
+    // A shadow policy consumed only if every policy admitted (evaluateSet).
+    const all = policies.every((p) => p.allowed)
+    for (let i = 0; i < rules.length; i++) {
+      const rule = rules[i] as Rule
+      const p = policies[i] as Decision
+      if (!rule.shadow) {
+        if (d.allowed && t?.onNearLimit !== undefined) this.nearLimit(key, costs[i] as number, rule, p, request)
+        continue
+      }
+      if (!p.allowed) this.shadowBlockedCount++
+      if (t?.onDecision !== undefined) {
+        const event: DecisionEvent = { key, cost: costs[i] as number, decision: p, shadow: true }
+        if (storeError !== undefined) event.storeError = storeError
+        if (request !== undefined) event.request = request
+        t.onDecision(event)
+      }
+      if (all && t?.onNearLimit !== undefined) this.nearLimit(key, costs[i] as number, rule, p, request)
+    }
+    return d
+  }
+
+  /** Fire `onNearLimit` when this admission took `rule` from below `nearLimit` of its capacity to it or beyond. */
+  private nearLimit(key: string, cost: number, rule: Rule, d: Decision, request: RequestView | undefined): void {
+    if (!d.allowed || cost <= 0 || d.reason !== undefined) return
+    const threshold = rule.capacity * this.nearFraction
+    const used = rule.capacity - d.remaining
+    if (used + 1e-9 < threshold || used - cost >= threshold) return
+    const event: DecisionEvent = { key, cost, decision: d }
+    if (rule.shadow) event.shadow = true
+    if (request !== undefined) event.request = request
+    this.telemetry?.onNearLimit?.(event)
   }
 
   /** Count a decision and tell telemetry. */
@@ -650,7 +899,59 @@ function exemptDecision(rule: Rule): Decision {
 
 /** A policy's content, as a cache key for resolvers that return fresh objects. */
 function policyContent(p: Policy): string {
-  return `${String(p.name)}|${String(p.limit)}|${String(p.window)}|${String(p.burst)}|${String(p.algorithm)}|${String(p.cost)}|${String(p.blockDuration)}|${String(p.precision)}|${String(p.leakyMode)}|${String(p.keyStrategy)}`
+  return `${String(p.name)}|${String(p.limit)}|${String(p.window)}|${String(p.burst)}|${String(p.algorithm)}|${String(p.cost)}|${String(p.blockDuration)}|${String(p.precision)}|${String(p.leakyMode)}|${String(p.keyStrategy)}|${String(p.mode)}`
+}
+
+/**
+ * A set's decision: each policy's, and the one that binds, the most restrictive enforced decision (`moreRestrictive`:
+ * a rejection with the longest wait, else the fewest remaining), with the longest shaping delay. When every
+ * policy is shadow the set admits: the most restrictive shadow decision's numbers, `shadow: true`.
+ */
+export function combine(rules: readonly Rule[], outcomes: readonly Outcome[]): Decision {
+  const policies: Decision[] = new Array(rules.length)
+  let best: Decision | undefined
+  let bestShadow: Decision | undefined
+  let delay = 0
+  for (let i = 0; i < rules.length; i++) {
+    const rule = rules[i] as Rule
+    const d = toDecision(rule, outcomes[i] as Outcome)
+    policies[i] = d
+    if (rule.shadow) {
+      d.shadow = true
+      if (bestShadow === undefined || moreRestrictive(d, bestShadow)) bestShadow = d
+    } else {
+      if (best === undefined || moreRestrictive(d, best)) best = d
+      if (d.delay > delay) delay = d.delay
+    }
+  }
+  // Object literals, not spreads: a spread takes V8's slow path (several µs per decision).
+  if (best === undefined) {
+    const b = bestShadow as Decision
+    return {
+      allowed: true,
+      limit: b.limit,
+      remaining: b.remaining,
+      resetAt: b.resetAt,
+      retryAfter: 0,
+      policy: b.policy,
+      reason: undefined,
+      delay: 0,
+      policies,
+      shadow: true,
+    }
+  }
+  const b = best
+  return {
+    allowed: b.allowed,
+    limit: b.limit,
+    remaining: b.remaining,
+    resetAt: b.resetAt,
+    retryAfter: b.retryAfter,
+    policy: b.policy,
+    reason: b.reason,
+    delay: b.allowed ? delay : 0,
+    policies,
+  }
 }
 
 /** Turn an algorithm outcome (ms) into the public decision (seconds). */
@@ -664,6 +965,16 @@ export function toDecision(rule: Rule, o: Outcome): Decision {
     policy: rule.name,
     reason: o.reason,
     delay: o.delayMs / 1000,
+  }
+}
+
+/** A set has no per-request algorithm: a programming error, reported at once. */
+function noAlgorithmOverride(options: Pick<CheckOptions, 'algorithm'> | undefined): void {
+  if (options?.algorithm !== undefined) {
+    throw new HaltConfigError(
+      'HALT_INVALID_OPTIONS',
+      'check(): the algorithm option does not apply to a limiter with several policies or shadow ones. Fix: set algorithm on each policy.',
+    )
   }
 }
 

@@ -29,6 +29,8 @@ export class Rule {
   readonly stateSize: number
   /** Most units one request may take: `burst` for bucket algorithms, `limit` for window ones. */
   readonly capacity: number
+  /** `mode: 'shadow'`: evaluated and reported, never rejects. */
+  readonly shadow: boolean
 
   constructor(
     readonly policy: Readonly<Policy>,
@@ -55,6 +57,7 @@ export class Rule {
     this.ns = `${name}:${algorithm.code}`
     this.stateSize = algorithm.size(this)
     this.capacity = algorithm.windowed ? limit : burst
+    this.shadow = policy.mode === 'shadow'
   }
 
   /** The same policy under another algorithm (per-request override). */
@@ -159,6 +162,12 @@ export function compilePolicy(policy: Policy): Rule {
     throw new HaltConfigError(
       'HALT_UNKNOWN_KEY_STRATEGY',
       `policy '${name}': unknown keyStrategy ${show(policy.keyStrategy)}. Fix: use one of ${KEY_STRATEGIES.join(', ')} (the KeyStrategy constants).`,
+    )
+  }
+  if (policy.mode !== undefined && policy.mode !== 'enforce' && policy.mode !== 'shadow') {
+    throw new HaltConfigError(
+      'HALT_INVALID_MODE',
+      `policy '${name}': mode must be 'enforce' or 'shadow', got ${show(policy.mode)}. Fix: omit it (enforce) or mode: 'shadow' to only report.`,
     )
   }
   return new Rule(Object.freeze({ ...policy }), name, impl, policy.limit, windowMs, burst, cost, precision, mode === 'shaping', blockMs)

@@ -15,6 +15,14 @@ export const STRICT_API = preset({ name: 'strict_api', limit: 20, window: 60, bu
 /** Generous: 1000 per minute, bursts of 1200. */
 export const GENEROUS_API = preset({ name: 'generous_api', limit: 1000, window: 60, burst: 1200, algorithm: 'token_bucket' })
 
+/**
+ * A limit set: 10 per second (bursts of 20) and 10,000 per UTC day, decided as one (`policy: presets.PER_SECOND_AND_DAY`).
+ */
+export const PER_SECOND_AND_DAY: readonly Readonly<Policy & { name: string }>[] = Object.freeze([
+  preset({ name: 'per_second', limit: 10, window: 1, burst: 20, algorithm: 'token_bucket' }),
+  preset({ name: 'per_day', limit: 10_000, window: 86_400, algorithm: 'fixed_window' }),
+])
+
 /** Plan limits per hour. */
 export const PLAN_FREE = preset({ name: 'plan_free', limit: 100, window: 3600, algorithm: 'token_bucket' })
 export const PLAN_STARTER = preset({ name: 'plan_starter', limit: 500, window: 3600, algorithm: 'token_bucket' })

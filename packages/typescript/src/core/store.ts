@@ -15,6 +15,13 @@ export interface Store {
   /** True when every method returns its result directly (no promise). */
   readonly synchronous: boolean
   consume(ns: string, id: string, rule: Rule, now: number, cost: number): Outcome | Promise<Outcome>
+  /**
+   * A limit set: one check of identity `id` against several rules (each under its `rule.ns`), decided as
+   * `evaluateSet()` says (all or nothing across the enforced rules). `costs[i]` goes with `rules[i]`; the outcomes
+   * come in the same order. Optional: a limiter with several policies (or shadow ones) needs it. Each store
+   * documents how atomic it is (docs/sets.md).
+   */
+  consumeSet?(id: string, rules: readonly Rule[], now: number, costs: readonly number[]): Outcome[] | Promise<Outcome[]>
   /** The outcome of a cost-0 step, without writing anything. */
   peek(ns: string, id: string, rule: Rule, now: number): Outcome | Promise<Outcome>
   /** Forget one key. */
@@ -31,6 +38,7 @@ export interface Store {
 export interface SyncStore extends Store {
   readonly synchronous: true
   consume(ns: string, id: string, rule: Rule, now: number, cost: number): Outcome
+  consumeSet?(id: string, rules: readonly Rule[], now: number, costs: readonly number[]): Outcome[]
   peek(ns: string, id: string, rule: Rule, now: number): Outcome
   reset(ns: string, id: string): void
   clear(ns?: string): void

@@ -53,7 +53,16 @@ export interface Policy {
   leakyMode?: 'meter' | 'shaping'
   /** HTTP layer: how a request maps to an identity. Default `ip`. */
   keyStrategy?: KeyStrategyName
+  /**
+   * `'enforce'` (default) or `'shadow'`: a shadow policy is evaluated and reported (telemetry events with
+   * `shadow: true`, `stats().shadowBlocked`) but never rejects a request nor adds headers. Its counters are the
+   * policy's own, so switching it to `'enforce'` later keeps them.
+   */
+  mode?: PolicyMode
 }
+
+/** Whether a policy rejects requests (`'enforce'`) or only reports what it would do (`'shadow'`). */
+export type PolicyMode = 'enforce' | 'shadow'
 
 /** The outcome of one check, as returned by `limiter.check()`. */
 export interface Decision {
@@ -72,6 +81,16 @@ export interface Decision {
   reason?: Reason
   /** Leaky bucket in shaping mode: seconds the caller should wait before serving. Otherwise 0. */
   delay: number
+  /**
+   * A limiter with several policies (or shadow ones): each policy's own decision, in the limiter's order. A policy
+   * that would have admitted a request the others rejected reports its state as it stands (nothing was taken).
+   */
+  policies?: Decision[]
+  /**
+   * True on the decision of a shadow policy (in `policies`, and in telemetry), and on the decision of a limiter whose
+   * every policy is shadow: that one always admits and sends no headers.
+   */
+  shadow?: boolean
 }
 
 /**

@@ -24,23 +24,42 @@ export type SetHeader<T> = (target: T, name: string, value: string) => void
 
 /**
  * Write the headers describing `d` to `target`. `windowSeconds` and `nowMs` are
- * only read by the `'ietf'` format (its `w` and relative `t`). Exempt decisions
- * get no headers.
+ * only read by the `'ietf'` format (its `w` and relative `t`). Exempt decisions,
+ * and those of a limiter whose every policy is shadow, get no headers.
+ *
+ * A decision of several policies (`d.policies`) gets, in the `'ietf'` format, one
+ * list item per enforced policy in each field (`windowSeconds` then maps a policy
+ * name to its window); the other formats describe the binding policy, `d` itself.
  *
  * @example
  * writeRateLimitHeaders(d, 'standard', res, (r, n, v) => r.setHeader(n, v))
  */
-export function writeRateLimitHeaders<T>(d: Decision, format: HeaderFormat, target: T, set: SetHeader<T>, windowSeconds = 0, nowMs = 0): void {
-  if (d.reason === 'exempt') return
+export function writeRateLimitHeaders<T>(
+  d: Decision,
+  format: HeaderFormat,
+  target: T,
+  set: SetHeader<T>,
+  windowSeconds: number | ((policy: string) => number) = 0,
+  nowMs = 0,
+): void {
+  if (d.reason === 'exempt' || d.shadow === true) return
   if (format === 'standard') {
     set(target, 'RateLimit-Limit', String(Math.floor(d.limit)))
     set(target, 'RateLimit-Remaining', String(d.remaining))
     set(target, 'RateLimit-Reset', String(d.resetAt))
   } else if (format === 'ietf') {
-    const name = sfString(d.policy)
-    const t = Math.max(0, d.resetAt - Math.floor(nowMs / 1000))
-    set(target, 'RateLimit-Policy', `${name};q=${Math.floor(d.limit)};w=${Math.max(1, Math.ceil(windowSeconds))}`)
-    set(target, 'RateLimit', `${name};r=${d.remaining};t=${t}`)
+    const list = d.policies === undefined ? [d] : d.policies.filter((p) => p.shadow !== true)
+    let policy = ''
+    let limit = ''
+    for (const p of list) {
+      const name = sfString(p.policy)
+      const w = typeof windowSeconds === 'number' ? windowSeconds : windowSeconds(p.policy)
+      const t = Math.max(0, p.resetAt - Math.floor(nowMs / 1000))
+      policy += `${policy === '' ? '' : ', '}${name};q=${Math.floor(p.limit)};w=${Math.max(1, Math.ceil(w))}`
+      limit += `${limit === '' ? '' : ', '}${name};r=${p.remaining};t=${t}`
+    }
+    set(target, 'RateLimit-Policy', policy)
+    set(target, 'RateLimit', limit)
   } else if (format === 'legacy') {
     set(target, 'X-RateLimit-Limit', String(Math.floor(d.limit)))
     set(target, 'X-RateLimit-Remaining', String(d.remaining))

@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto'
 import { evaluate, fits } from '../core/algorithms/kernel.js'
 import { HaltConfigError } from '../core/errors.js'
 import type { Rule } from '../core/policy.js'
+import { evaluateSet, type SetResult } from '../core/sets.js'
 import type { Store } from '../core/store.js'
 import type { Outcome } from '../core/types.js'
 import { escapeKeyPart, storageKey } from './redis/keys.js'
@@ -61,6 +62,11 @@ export interface CasCounters {
   conflicts: number
   /** Checks that went on under a lock after repeated conflicts (stores that have one: PostgreSQL). */
   locked: number
+  /**
+   * Limit sets: units taken, per namespace, for requests the set then rejected, because another writer changed a
+   * later policy's key between this check's reads and its writes (docs/sets.md). Rare, and never an over-admission.
+   */
+  setLeaked: Record<string, number>
 }
 
 /** A check gave up after `maxAttempts` conflicting writes: the limiter's failure policy answers it. */
@@ -136,6 +142,15 @@ interface Check {
   reject(error: unknown): void
 }
 
+/** One limit-set check waiting for its keys. */
+interface SetCheck {
+  rules: readonly Rule[]
+  now: number
+  costs: readonly number[]
+  resolve(o: Outcome[]): void
+  reject(error: unknown): void
+}
+
 /** Most checks of one key that go in one compare-and-set. */
 const MAX_GROUP = 256
 
@@ -162,7 +177,7 @@ const GUESSES = 10_000
  */
 export abstract class CasStore<V> implements Store {
   readonly synchronous = false
-  readonly counters: CasCounters = { checks: 0, reads: 0, writes: 0, conflicts: 0, locked: 0 }
+  readonly counters: CasCounters = { checks: 0, reads: 0, writes: 0, conflicts: 0, locked: 0, setLeaked: {} }
   readonly maxAttempts: number
   readonly expiryGraceMs: number
   /** The latest `now` this store has seen: `cleanupExpired()` uses it by default. */
@@ -175,6 +190,8 @@ export abstract class CasStore<V> implements Store {
   private readonly guesses = new Map<string, Versioned<V>>()
   /** Per key with a check in flight: the checks waiting for it. */
   private readonly queues = new Map<string, Check[]>()
+  /** Per limit set (its keys joined) with a check in flight: the set checks waiting for it. */
+  private readonly setQueues = new Map<string, SetCheck[]>()
 
   constructor(options: CasStoreOptions, storeName: string) {
     const maxAttempts = options.maxAttempts ?? 100
@@ -223,6 +240,46 @@ export abstract class CasStore<V> implements Store {
         this.run(key, ns, [check])
       }
     })
+  }
+
+  /**
+   * A limit set: read every policy's key, decide with `evaluateSet()`, then write each changed key with its own
+   * conditional write, the policies with the least headroom first. A conflict before any units are taken starts
+   * over from fresh reads, so the decision is as atomic as a single key's. A conflict after some were taken goes on
+   * key by key: each remaining policy is stepped again on its current record, so none ever admits beyond its
+   * limit; a request one of them now rejects is rejected, and the units already taken for it stay taken (counted in
+   * `counters.setLeaked`). Set checks of one identity in one process go as one group, like single keys (docs/sets.md).
+   */
+  consumeSet(id: string, rules: readonly Rule[], now: number, costs: readonly number[]): Promise<Outcome[]> {
+    if (now > this.lastNow) this.lastNow = now
+    const keys = rules.map((r) => this.key(r.ns, id))
+    const chain = keys.join('\n')
+    return new Promise((resolve, reject) => {
+      const check: SetCheck = { rules, now, costs, resolve, reject }
+      const queue = this.setQueues.get(chain)
+      if (queue !== undefined) queue.push(check)
+      else {
+        this.setQueues.set(chain, [])
+        this.runSet(chain, keys, [check])
+      }
+    })
+  }
+
+  private runSet(chain: string, keys: string[], group: SetCheck[]): void {
+    this.updateSet(keys, group)
+      .then(
+        (results) => {
+          for (let j = 0; j < group.length; j++) (group[j] as SetCheck).resolve((results[j] as SetResult).outcomes)
+        },
+        (error) => {
+          for (const c of group) c.reject(error)
+        },
+      )
+      .finally(() => {
+        const queue = this.setQueues.get(chain) as SetCheck[]
+        if (queue.length === 0) this.setQueues.delete(chain)
+        else this.runSet(chain, keys, queue.splice(0, MAX_GROUP))
+      })
   }
 
   async peek(ns: string, id: string, rule: Rule, now: number): Promise<Outcome> {
@@ -321,6 +378,153 @@ export abstract class CasStore<V> implements Store {
       fresh = true
     }
     throw new CasConflictError(key, this.maxAttempts)
+  }
+
+  private async updateSet(keys: string[], group: SetCheck[]): Promise<SetResult[]> {
+    const n = keys.length
+    const first = group[0] as SetCheck
+    for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
+      if (attempt >= 2) await sleep(Math.random() * Math.min(32, 2 ** (attempt - 1)))
+      this.counters.reads += n
+      const records = await Promise.all(keys.map((k, i) => this.read(k, (first.rules[i] as Rule).ns)))
+      // The group's checks in order, each on the states the ones before it left.
+      let states: (ArrayLike<number> | null | undefined)[] = records.map((r) => r?.state)
+      const results = group.map((c) => {
+        const r = evaluateSet(states, c.now, c.costs, c.rules)
+        states = states.map((s, i) => r.states[i] ?? s)
+        return r
+      })
+      const takes = (i: number) => results.some((r) => (r.outcomes[i] as Outcome).allowed && r.states[i] !== null)
+      const writes: number[] = []
+      for (let i = 0; i < n; i++) {
+        const next = states[i]
+        const prev = records[i]
+        if (next === undefined || next === null || next === prev?.state) continue
+        if (prev != null && fits(prev.state, first.rules[i] as Rule) && same(prev.state, next)) continue
+        writes.push(i)
+      }
+      // Units are taken first from the policy closest to its limit: the one most likely to reject on a retry.
+      const last = results[results.length - 1] as SetResult
+      const headroom = (i: number) => (takes(i) ? (last.outcomes[i] as Outcome).remaining / (first.rules[i] as Rule).capacity : 2)
+      writes.sort((a, b) => headroom(a) - headroom(b))
+      const taken: number[] = []
+      let retry = false
+      for (let w = 0; w < writes.length; w++) {
+        const i = writes[w] as number
+        this.counters.writes++
+        const next = this.setNext(group, results, i, states[i] as number[])
+        const written = await this.write(keys[i] as string, (first.rules[i] as Rule).ns, next, records[i] as Versioned<V> | null)
+        if (written.ok) {
+          if (takes(i)) taken.push(i)
+          continue
+        }
+        this.counters.conflicts++
+        if (taken.length === 0) {
+          retry = true
+          break
+        }
+        await this.finishSet(keys, group, results, writes.slice(w), written.current, taken)
+        break
+      }
+      if (retry) continue
+      this.counters.checks += group.length
+      return results
+    }
+    throw new CasConflictError(keys[0] as string, this.maxAttempts)
+  }
+
+  /**
+   * After a conflict once units were taken: write the remaining policies one by one, the group's checks stepped again
+   * on each one's current record. A check that took units here before keeps taking them if the policy still admits
+   * it; if an enforced policy now rejects it, the check is rejected and takes nothing from the policies after. Other
+   * checks take nothing here (a cooldown such a race would start is not written).
+   */
+  private async finishSet(
+    keys: string[],
+    group: SetCheck[],
+    results: SetResult[],
+    rest: number[],
+    handed: Versioned<V> | null | undefined,
+    taken: number[],
+  ): Promise<void> {
+    let known = handed
+    for (const i of rest) {
+      for (let attempt = 0; ; attempt++) {
+        if (attempt >= this.maxAttempts) throw new CasConflictError(keys[i] as string, this.maxAttempts)
+        if (attempt >= 2) await sleep(Math.random() * Math.min(32, 2 ** (attempt - 1)))
+        if (known === undefined) {
+          this.counters.reads++
+          known = await this.read(keys[i] as string, ((group[0] as SetCheck).rules[i] as Rule).ns)
+        }
+        let state: number[] | undefined = known?.state
+        const outs = new Map<number, Outcome>()
+        const flipped: number[] = []
+        let changed = false
+        for (let j = 0; j < group.length; j++) {
+          const c = group[j] as SetCheck
+          const res = results[j] as SetResult
+          const rule = c.rules[i] as Rule
+          const planned = res.outcomes[i] as Outcome
+          if (!res.allowed || !planned.allowed || res.states[i] === null) {
+            if (planned.allowed) outs.set(j, evaluate(state, c.now, 0, rule).outcome)
+            continue
+          }
+          const r = evaluate(state, c.now, c.costs[i] as number, rule)
+          outs.set(j, r.outcome)
+          if (!r.outcome.allowed) {
+            if (!rule.shadow) flipped.push(j)
+            continue
+          }
+          state = r.state
+          changed = true
+        }
+        let ok = true
+        if (changed) {
+          this.counters.writes++
+          const written = await this.write(
+            keys[i] as string,
+            ((group[0] as SetCheck).rules[i] as Rule).ns,
+            this.setNext(group, results, i, state as number[], outs),
+            known,
+          )
+          if (!written.ok) {
+            this.counters.conflicts++
+            known = written.current
+            ok = false
+          }
+        }
+        if (!ok) continue
+        for (const [j, o] of outs) (results[j] as SetResult).outcomes[i] = o
+        for (const j of flipped) {
+          const res = results[j] as SetResult
+          res.allowed = false
+          res.states[i] = null
+          for (const t of taken) {
+            if (res.states[t] === null) continue
+            const ns = ((group[j] as SetCheck).rules[t] as Rule).ns
+            this.counters.setLeaked[ns] = (this.counters.setLeaked[ns] ?? 0) + ((group[j] as SetCheck).costs[t] as number)
+          }
+        }
+        if (changed) taken.push(i)
+        known = undefined
+        break
+      }
+    }
+  }
+
+  /** What a group's write of policy `i` stores: the final state, the latest expiry of the checks that stepped it. */
+  private setNext(group: SetCheck[], results: SetResult[], i: number, state: number[], outs?: Map<number, Outcome>): Next {
+    let expiresAt = 0
+    let first = Number.POSITIVE_INFINITY
+    let last = Number.NEGATIVE_INFINITY
+    for (let j = 0; j < group.length; j++) {
+      const c = group[j] as SetCheck
+      const o = outs?.get(j) ?? ((results[j] as SetResult).outcomes[i] as Outcome)
+      if (o.expiresAtMs > expiresAt) expiresAt = o.expiresAtMs
+      if (c.now < first) first = c.now
+      if (c.now > last) last = c.now
+    }
+    return { state, expiresAt, now: first, ttlMs: Math.max(1, Math.ceil(expiresAt - last)) + this.expiryGraceMs }
   }
 
   /** The group under the store's lock: it cannot conflict. */

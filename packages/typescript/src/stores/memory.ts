@@ -2,6 +2,7 @@
 import { expiresAt, newOutcome, runStep } from '../core/algorithms/kernel.js'
 import { HaltConfigError } from '../core/errors.js'
 import type { Rule } from '../core/policy.js'
+import { evaluateSet } from '../core/sets.js'
 import type { SyncStore } from '../core/store.js'
 import type { Outcome } from '../core/types.js'
 
@@ -157,6 +158,32 @@ export class InMemoryStore implements SyncStore {
     }
     runStep(slab.data, slot * slab.stride, now, cost, rule, this.out)
     return this.out
+  }
+
+  /** A limit set, atomic like every call here (one check runs at a time): read each state, decide, write. */
+  consumeSet(id: string, rules: readonly Rule[], now: number, costs: readonly number[]): Outcome[] {
+    if (now > this.lastNow) this.lastNow = now
+    const states: (number[] | undefined)[] = new Array(rules.length)
+    for (let i = 0; i < rules.length; i++) {
+      const rule = rules[i] as Rule
+      const slab = this.slabs.get(rule.ns)
+      const slot = slab?.stride === rule.stateSize ? slab.index.get(id) : undefined
+      if (slab === undefined || slot === undefined) continue
+      // A plain copy: cheaper than a typed-array view, and evaluateSet copies what it steps anyway.
+      const s: number[] = new Array(slab.stride)
+      for (let j = 0, o = slot * slab.stride; j < slab.stride; j++) s[j] = slab.data[o + j] as number
+      states[i] = s
+    }
+    const result = evaluateSet(states, now, costs, rules)
+    for (let i = 0; i < rules.length; i++) {
+      const state = result.states[i]
+      if (state === null || state === undefined) continue
+      const rule = rules[i] as Rule
+      const slab = this.slab(rule.ns, rule)
+      const slot = slab.index.get(id) ?? this.insert(slab, id, now)
+      slab.data.set(state, slot * slab.stride)
+    }
+    return result.outcomes
   }
 
   peek(ns: string, id: string, rule: Rule, now: number): Outcome {

@@ -111,3 +111,81 @@ describe('the compare-and-set loop', () => {
     expect(t.counters).toMatchObject({ writes: 4, conflicts: 1 })
   })
 })
+
+describe('limit sets on the compare-and-set loop (docs/sets.md)', () => {
+  // 'tight' has the least headroom, so its key is written first; 'wide' second.
+  const tight = compilePolicy({ name: 'tight', limit: 5, window: 60, algorithm: 'fixed_window' })
+  const wide = compilePolicy({ name: 'wide', limit: 20, window: 60, algorithm: 'fixed_window' })
+  const rules = [wide, tight]
+  /** Another process takes `units` from `key` just before this process's next write to it. */
+  const takeBefore = (t: Table, target: string, units: number) => {
+    let once = true
+    t.interfere = (key) => {
+      if (!once || key !== target) return
+      once = false
+      const r = t.rows.get(key)
+      const e = evaluate(r?.state, T0, units, key.startsWith('tight') ? tight : wide)
+      t.rows.set(key, { state: e.state, version: -1, expiresAt: e.outcome.expiresAtMs })
+    }
+  }
+  const used = (t: Table, key: string) => (t.rows.get(key)?.state[2] as number) ?? 0
+
+  it('writes the policy closest to its limit first; a conflict there starts over with nothing taken', async () => {
+    const t = new Table()
+    await t.consumeSet('k', rules, T0, [1, 1])
+    takeBefore(t, 'tight:fw|k', 3)
+    const os = await t.consumeSet('k', rules, T0, [1, 1])
+    expect(os.map((o) => o.remaining)).toEqual([18, 0])
+    expect([used(t, 'wide:fw|k'), used(t, 'tight:fw|k')]).toEqual([2, 5])
+    expect(t.counters).toMatchObject({ conflicts: 1, setLeaked: {} })
+  })
+
+  it('a conflict after units were taken steps the other policy again on its record: still admitted', async () => {
+    const t = new Table()
+    takeBefore(t, 'wide:fw|k', 7)
+    const os = await t.consumeSet('k', rules, T0, [1, 1])
+    expect(os.every((o) => o.allowed)).toBe(true)
+    expect([used(t, 'wide:fw|k'), used(t, 'tight:fw|k')]).toEqual([8, 1])
+    expect(t.counters).toMatchObject({ conflicts: 1, setLeaked: {} })
+  })
+
+  it('a group whose later policy filled up meanwhile: the checks it now rejects are rejected, the others admitted', async () => {
+    const t = new Table()
+    let writes = 0
+    t.interfere = (key) => {
+      if (key !== 'wide:fw|k' || ++writes !== 2) return
+      const e = evaluate(t.rows.get(key)?.state, T0, 17, wide) // another process takes 17 of the 19 left
+      t.rows.set(key, { state: e.state, version: -1, expiresAt: e.outcome.expiresAtMs })
+    }
+    // The first check goes alone; the three others wait for it and go as one group, which meets the other writer.
+    const os = await Promise.all(Array.from({ length: 4 }, () => t.consumeSet('k', rules, T0, [1, 1])))
+    expect(os.map((o) => o.every((x) => x.allowed))).toEqual([true, true, true, false])
+    expect(os[3]?.[0]).toMatchObject({ allowed: false, reason: 'limit' })
+    expect(used(t, 'wide:fw|k')).toBe(20)
+    expect(used(t, 'tight:fw|k')).toBe(4)
+    expect(t.counters.setLeaked).toEqual({ 'tight:fw': 1 })
+  })
+
+  it('if the other policy now rejects, the request is rejected, never over-admitted, and the units taken are counted', async () => {
+    for (const handBack of [false, true]) {
+      const t = new Table()
+      t.handBack = handBack
+      takeBefore(t, 'wide:fw|k', 20) // another process fills 'wide' between this check's read and its write
+      const os = await t.consumeSet('k', rules, T0, [1, 1])
+      expect(os[0]).toMatchObject({ allowed: false, reason: 'limit' })
+      expect(used(t, 'wide:fw|k')).toBe(20)
+      expect(used(t, 'tight:fw|k')).toBe(1)
+      expect(t.counters.setLeaked).toEqual({ 'tight:fw': 1 })
+      const d = new RateLimiter({ policy: [wide, tight].map((r) => r.policy), store: t, clock: () => T0 })
+      await expect(d.check('k')).resolves.toMatchObject({ allowed: false, policy: 'wide' })
+    }
+  })
+
+  it('set checks of one identity in one process go as one group: one read and one write per key', async () => {
+    const t = new Table()
+    const os = await Promise.all(Array.from({ length: 30 }, () => t.consumeSet('k', rules, T0, [1, 1])))
+    expect(os.filter((o) => o.every((x) => x.allowed))).toHaveLength(5)
+    expect([used(t, 'wide:fw|k'), used(t, 'tight:fw|k')]).toEqual([5, 5])
+    expect(t.counters).toMatchObject({ conflicts: 0, reads: 4, writes: 4 })
+  })
+})

@@ -9,6 +9,7 @@ import {
   type AlgorithmName,
   compilePolicy,
   evaluate,
+  evaluateSet,
   type Outcome,
   type Policy,
   RateLimiter,
@@ -16,7 +17,7 @@ import {
   type Store,
   StoreTimeoutError,
 } from '../../src/index.js'
-import { loadVectors, outcomeFields, toPolicy } from '../support/vectors.js'
+import { loadSetVectors, loadVectors, outcomeFields, toPolicy, toSetPolicies } from '../support/vectors.js'
 import type { KernelJob } from './kernel-jobs.js'
 import { saasConformance } from './saas-conformance.js'
 
@@ -63,6 +64,12 @@ export interface StoreHarness<S extends Store = Store> {
    * and no fewer admissions than the limit (it logs any excess). Default true: exactly the limit.
    */
   atomic?: boolean
+  /**
+   * False for a store whose limit sets are not one atomic step (the compare-and-set stores: one conditional write per
+   * policy key, docs/sets.md): the set concurrency test then also accepts units taken for rejected requests, when the
+   * store counts them. Default true.
+   */
+  setAtomic?: boolean
   /** Make the server not answer for `ms` (a stalled server). Omitted for stores that cannot hang. */
   stall?(store: S, ms: number): Promise<void>
   /**
@@ -123,6 +130,65 @@ export function storeConformance<S extends Store>(h: StoreHarness<S>): void {
               }
             }
           })
+        }
+      }
+    })
+
+    describe('limit-set vectors with explicit times', () => {
+      for (const c of loadSetVectors()) {
+        it(c.name, async () => {
+          const rules = toSetPolicies(c, `${unique('set')}-`).map(compilePolicy)
+          let model: (number[] | null | undefined)[] = rules.map(() => undefined)
+          for (const [i, step] of c.steps.entries()) {
+            const costs = rules.map(() => step.cost)
+            const outcomes = await (store.consumeSet as NonNullable<Store['consumeSet']>)('k', rules, step.t, costs)
+            step.expect.policies.forEach((want, j) => {
+              const { state: _, ...fields } = want
+              expect(outcomeFields(outcomes[j] as Outcome), `step ${i}, policy ${j}`).toEqual(fields)
+            })
+            // Every field as evaluateSet's (expiry included), and the stored states are the model's.
+            const m = evaluateSet(model, step.t, costs, rules)
+            expect(outcomes, `step ${i}: outcomes as evaluateSet's`).toEqual(m.outcomes)
+            model = model.map((s, j) => m.states[j] ?? s)
+            for (const [j, rule] of rules.entries()) {
+              const held = await h.inspect(store, rule.ns, 'k')
+              const want = model[j]
+              if (want === undefined || want === null) expect(held, `step ${i}, policy ${j}: nothing stored`).toBeUndefined()
+              else if (held?.state !== undefined) expect(held.state, `step ${i}, policy ${j}: stored state`).toEqual(want)
+            }
+          }
+        })
+      }
+    })
+
+    it('limit sets on seeded random traffic decide as evaluateSet (mixed algorithms, cooldowns, shadow)', async () => {
+      let seed = 20261201
+      const rand = (n: number) => {
+        seed = (seed * 1103515245 + 12345) % 2147483648
+        return seed % n
+      }
+      for (let round = 0; round < 4; round++) {
+        const tag = unique('rset')
+        const policies: Policy[] = Array.from({ length: 2 + rand(2) }, (_, i) => ({
+          name: `${tag}-${i}`,
+          algorithm: ALGORITHMS[rand(5)] as AlgorithmName,
+          limit: 1 + rand(6),
+          window: [1, 2.5, 10][rand(3)] as number,
+          ...(rand(3) === 0 && { blockDuration: 1 + rand(3) }),
+          ...(rand(2) === 0 && { precision: 1 + rand(4) }),
+          ...(rand(4) === 0 && { mode: 'shadow' as const }),
+          ...(rand(3) === 0 && { leakyMode: 'shaping' as const }),
+        }))
+        const rules = policies.map(compilePolicy)
+        let model: (number[] | null | undefined)[] = rules.map(() => undefined)
+        let t = T0
+        for (let i = 0; i < 30; i++) {
+          t += [0, 7, 250, 900, 3000][rand(5)] as number
+          const costs = rules.map(() => rand(3))
+          const got = await (store.consumeSet as NonNullable<Store['consumeSet']>)('k', rules, t, costs)
+          const want = evaluateSet(model, t, costs, rules)
+          expect(got, `round ${round} step ${i}: ${JSON.stringify(policies)}`).toEqual(want.outcomes)
+          model = model.map((m, j) => want.states[j] ?? m)
         }
       }
     })
@@ -371,12 +437,63 @@ export function storeConformance<S extends Store>(h: StoreHarness<S>): void {
           }
         })
       }
+
+      // Two policies in one decision: the binding one admits exactly its limit, and the other one gives exactly one
+      // unit per admitted request (none for a rejected one). A compare-and-set store may take units for a request
+      // it then rejects when another process wins a race between its writes: it counts them (docs/sets.md).
+      const pairs: [AlgorithmName, number, AlgorithmName, number][] = [
+        ['token_bucket', 150, 'fixed_window', 220],
+        ['sliding_window', 260, 'gcra', 150],
+        ['leaky_bucket', 150, 'token_bucket', 300],
+      ]
+      for (const [a, la, b, lb] of pairs) {
+        it(`limit set ${a} ${la} + ${b} ${lb}: 150 admitted, nothing taken for a rejected request`, async () => {
+          const tag = unique('set')
+          const policies: Policy[] = [
+            { name: `${tag}-a`, algorithm: a, limit: la, window: 3600, burst: la },
+            { name: `${tag}-b`, algorithm: b, limit: lb, window: 3600, burst: lb },
+          ]
+          const rules = policies.map(compilePolicy)
+          const consumeSet: NonNullable<Store['consumeSet']> = (...args) => (store.consumeSet as NonNullable<Store['consumeSet']>)(...args)
+          let results: RunResult[]
+          if (workers.length > 0) {
+            const at = Date.now() + 250
+            results = await Promise.all(workers.map((w) => w.run({ policy: policies, at, now: T0, n: 100 })))
+            for (const r of results) expect(r.errors, r.firstError).toBe(0)
+          } else {
+            const group = async (): Promise<RunResult> => {
+              const os = await Promise.all(Array.from({ length: 100 }, () => consumeSet('hot', rules, T0, [1, 1])))
+              return { admitted: os.filter((o) => o.every((x) => x.allowed)).length, errors: 0, t0: 0, t1: 0 }
+            }
+            results = await Promise.all([group(), group(), group(), group()])
+          }
+          const admitted = results.reduce((n, r) => n + r.admitted, 0)
+          const leaked = rules.map((r) => results.reduce((n, x) => n + (x.leaked?.[r.ns] ?? 0), 0))
+          const after = await Promise.all(rules.map((r) => call(r, 'hot', T0, 0, true)))
+          const used = rules.map((r, i) => r.capacity - (after[i] as Outcome).remaining)
+          console.log(`${h.name} set ${a}+${b}: admitted ${admitted}; units used ${used.join(', ')}; taken for rejected requests ${leaked.join(', ')}`)
+          if (!(h.atomic ?? true)) {
+            expect(admitted).toBeGreaterThanOrEqual(150)
+            return
+          }
+          // No policy over-admits, and every unit taken is an admitted request's or a counted leak.
+          for (const [i, r] of rules.entries()) {
+            expect(used[i]).toBeLessThanOrEqual(r.capacity)
+            expect(used[i], `${r.name}: units used`).toBe(admitted + (leaked[i] as number))
+          }
+          if (leaked.every((x) => x === 0)) expect(admitted).toBe(150)
+          else expect(admitted).toBeLessThanOrEqual(150)
+          if (h.setAtomic ?? true) expect(leaked).toEqual([0, 0])
+        })
+      }
     })
   })
 }
 
 export interface RunResult {
   admitted: number
+  /** Limit sets on a compare-and-set store: units taken, per namespace, for requests the set then rejected. */
+  leaked?: Record<string, number>
   errors: number
   firstError?: string
   t0: number
@@ -401,7 +518,7 @@ export class Worker {
     })
   }
 
-  run(job: ({ policy: Policy } | { kernel: KernelJob }) & { at: number; now: number; n: number }): Promise<RunResult> {
+  run(job: ({ policy: Policy | Policy[] } | { kernel: KernelJob }) & { at: number; now: number; n: number }): Promise<RunResult> {
     return new Promise((resolve, reject) => {
       const died = (code: number | null) => reject(new Error(`worker exited with code ${code} during a run`))
       this.child.once('exit', died)

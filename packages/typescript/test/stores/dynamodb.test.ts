@@ -38,6 +38,7 @@ describe.skipIf(URL === undefined)('DynamoDB (moto server)', () => {
     expire: () => {},
     dropsExpired: false,
     stall: (_store, ms) => pause(servicePid('dynamodb'), ms),
+    setAtomic: false,
     processes: { module: CLIENTS, args: () => ['dynamodb', URL as string, table, prefix] },
   })
 })

@@ -34,6 +34,7 @@ describe.skipIf(URL === undefined)('Memcached', () => {
     // Memcached's clock ticks in whole seconds and the store adds one: an item goes within 2 s after its expiry.
     expiryLagMs: 2000,
     stall: (_store, ms) => pause(servicePid('memcached'), ms),
+    setAtomic: false,
     processes: { module: CLIENTS, args: () => ['memcached', URL as string, prefix] },
   })
 })

@@ -54,6 +54,7 @@ for (const [label, url, real] of servers) {
       ...(real ? {} : { stall: (_store: MongoDBStore, ms: number) => pause(servicePid('mongodb'), ms) }),
       // FerretDB v1 applies an update as a read followed by a write, without isolation: it cannot show exactness.
       atomic: real,
+      setAtomic: false,
       processes: { module: CLIENTS, args: () => ['mongodb', url as string, collection, prefix] },
     })
   })

@@ -55,6 +55,7 @@ describe.skipIf(URL === undefined)('PostgreSQL', () => {
         c.release()
       }
     },
+    setAtomic: false,
     processes: { module: CLIENTS, args: () => ['postgres', URL as string, table, prefix] },
   })
 })

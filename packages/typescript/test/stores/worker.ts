@@ -1,6 +1,6 @@
 // Worker process of the conformance suite's concurrency test: builds a store from a module, fires checks on command.
 import { pathToFileURL } from 'node:url'
-import { Algorithm, compilePolicy, type Policy, type Store } from '../../src/index.js'
+import { Algorithm, compilePolicy, type Policy, type Rule, type Store } from '../../src/index.js'
 import { type KernelJob, kernelJobRule } from './kernel-jobs.js'
 
 interface Opened {
@@ -17,25 +17,51 @@ for (const algorithm of Object.values(Algorithm)) {
   const rule = compilePolicy({ name: `warm-${process.pid}`, limit: 1, window: 1, algorithm })
   await store.peek(rule.ns, 'warm', rule, Date.now())
 }
+if (store.consumeSet !== undefined) {
+  const rules = ['a', 'b'].map((n) => compilePolicy({ name: `warm-${process.pid}-${n}`, limit: 1, window: 1 }))
+  await store.consumeSet('warm', rules, Date.now(), [0, 0])
+}
 process.send?.({ type: 'ready' })
 
-process.on('message', async (m: { type: 'run'; policy?: Policy; kernel?: KernelJob; at: number; now: number; n: number } | { type: 'exit' }) => {
+process.on('message', async (m: { type: 'run'; policy?: Policy | Policy[]; kernel?: KernelJob; at: number; now: number; n: number } | { type: 'exit' }) => {
   if (m.type === 'exit') {
     await close()
     process.exit(0)
   }
-  const rule = m.kernel !== undefined ? kernelJobRule(m.kernel) : compilePolicy(m.policy as Policy)
+  // One policy (or kernel): consume; several (a limit set): consumeSet, admitted when every policy admits.
+  const rules = m.kernel !== undefined ? [kernelJobRule(m.kernel)] : (Array.isArray(m.policy) ? m.policy : [m.policy as Policy]).map(compilePolicy)
+  const rule = rules[0] as Rule
+  const one = (): Promise<boolean> =>
+    rules.length === 1
+      ? Promise.resolve(store.consume(rule.ns, 'hot', rule, m.now, 1)).then((o) => o.allowed)
+      : Promise.resolve(
+          (store.consumeSet as NonNullable<Store['consumeSet']>)(
+            'hot',
+            rules,
+            m.now,
+            rules.map(() => 1),
+          ),
+        ).then((os) => os.every((o) => o.allowed))
+  const before = { ...leakedOf(store) }
   await new Promise((r) => setTimeout(r, Math.max(0, m.at - Date.now())))
   const t0 = Date.now()
-  const results = await Promise.allSettled(Array.from({ length: m.n }, () => store.consume(rule.ns, 'hot', rule, m.now, 1)))
+  const results = await Promise.allSettled(Array.from({ length: m.n }, one))
   const t1 = Date.now()
   const failed = results.filter((r) => r.status === 'rejected')
+  const leaked: Record<string, number> = {}
+  for (const [ns, n] of Object.entries(leakedOf(store))) leaked[ns] = n - (before[ns] ?? 0)
   process.send?.({
     type: 'done',
-    admitted: results.filter((r) => r.status === 'fulfilled' && r.value.allowed).length,
+    leaked,
+    admitted: results.filter((r) => r.status === 'fulfilled' && r.value).length,
     errors: failed.length,
     firstError: failed.length > 0 ? String((failed[0] as PromiseRejectedResult).reason) : undefined,
     t0,
     t1,
   })
 })
+
+/** A compare-and-set store's count of units taken for rejected set requests, per namespace (others: none). */
+function leakedOf(s: Store): Record<string, number> {
+  return (s as { counters?: { setLeaked?: Record<string, number> } }).counters?.setLeaked ?? {}
+}

@@ -5,6 +5,7 @@ export function asyncStore(inner = new InMemoryStore({ sweepInterval: 0 })): Sto
   return {
     synchronous: false,
     consume: async (...a) => ({ ...inner.consume(...a) }),
+    consumeSet: async (...a) => inner.consumeSet(...a),
     peek: async (...a) => ({ ...inner.peek(...a) }),
     reset: async (...a) => inner.reset(...a),
     clear: async (...a) => inner.clear(...a),

@@ -67,3 +67,24 @@ export function outcomeFields(o: Outcome): Omit<VectorExpect, 'state'> {
     delay_ms: o.delayMs,
   }
 }
+
+/** A limit-set case of spec/vectors/sets (spec/README.md §4). */
+export interface SetVectorCase {
+  name: string
+  description: string
+  policies: (VectorCase['policy'] & { name: string; algorithm: AlgorithmName; shadow?: boolean })[]
+  steps: { t: number; cost: number; expect: { allowed: boolean; policies: (VectorExpect & { state: number[] | null })[] } }[]
+}
+
+export function loadSetVectors(): SetVectorCase[] {
+  return (JSON.parse(readFileSync(join(SPEC_DIR, 'vectors', 'sets', 'limit_sets.json'), 'utf8')) as { cases: SetVectorCase[] }).cases
+}
+
+/** A set vector's policies as Halt policies, their names prefixed (so that test runs keep apart). */
+export function toSetPolicies(c: SetVectorCase, prefix = ''): Policy[] {
+  return c.policies.map((p) => ({
+    ...toPolicy(p.algorithm, { name: p.name, policy: p, steps: [] }),
+    name: `${prefix}${p.name}`,
+    ...(p.shadow === true && { mode: 'shadow' as const }),
+  }))
+}

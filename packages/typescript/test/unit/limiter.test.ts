@@ -108,12 +108,12 @@ describe('peek, reset, clear, stats', () => {
     l.check('a')
     l.check('a')
     l.check('b')
-    expect(l.stats()).toEqual({ allowed: 2, blocked: 1, totalChecks: 3, activeKeys: 2 })
+    expect(l.stats()).toEqual({ allowed: 2, blocked: 1, totalChecks: 3, activeKeys: 2, shadowBlocked: 0 })
     l.reset('a')
     expect(l.allow('a')).toBe(true)
     expect(l.allow('b')).toBe(false)
     l.clear()
-    expect(l.stats()).toEqual({ allowed: 0, blocked: 0, totalChecks: 0, activeKeys: 0 })
+    expect(l.stats()).toEqual({ allowed: 0, blocked: 0, totalChecks: 0, activeKeys: 0, shadowBlocked: 0 })
     expect(l.allow('b')).toBe(true)
   })
 
@@ -154,7 +154,7 @@ describe('wrap', () => {
     await expect(job(2)).resolves.toBe(4)
     await expect(job(2)).rejects.toBeInstanceOf(RateLimitExceeded)
     await expect(l.check('other')).resolves.toMatchObject({ allowed: true })
-    await expect(l.stats()).resolves.toMatchObject({ allowed: 2, blocked: 1, activeKeys: 2 })
+    await expect(l.stats()).resolves.toMatchObject({ allowed: 2, blocked: 1, activeKeys: 2, shadowBlocked: 0 })
   })
 })
 

@@ -6,7 +6,7 @@ import type { Outcome } from '../../core/types.js'
 import { type RedisAdapter, type RedisClient, toAdapter } from './adapters.js'
 import { BlockedKeyCache } from './cache.js'
 import { escapeKeyPart, keySlot, scanPattern, storageKey } from './keys.js'
-import { type KernelName, SCRIPTS, SHA1 } from './scripts.js'
+import { type KernelName, SCRIPTS, SET_SCRIPT, SET_SHA1, SHA1 } from './scripts.js'
 
 export interface RedisStoreOptions {
   /**
@@ -124,6 +124,7 @@ export class RedisStore implements Store {
   private readonly cache: BlockedKeyCache | undefined
   private readonly scripts: Record<KernelName, Script>
   private readonly infos = new WeakMap<Rule, RuleInfo>()
+  private readonly setScript: Script = { text: SET_SCRIPT, sha: SET_SHA1, loaded: false }
   /**
    * Batches opened in this turn of the event loop, sent by a `setImmediate` once its I/O callbacks have run: the
    * checks of every request that arrived in this turn go together, and an idle process sends at once.
@@ -193,6 +194,59 @@ export class RedisStore implements Store {
 
   peek(ns: string, id: string, rule: Rule, now: number): Promise<Outcome> {
     return this.call(ns, id, rule, now, 0, true)
+  }
+
+  /**
+   * A limit set in one atomic script call (spec/redis/limit_set.lua) over the policies' keys of `id`, which share
+   * the identity's hash slot on a Cluster. Not batched, and not answered by the blocked-key cache: a set's
+   * rejection may still write (a cooldown another policy starts).
+   */
+  consumeSet(id: string, rules: readonly Rule[], now: number, costs: readonly number[]): Promise<Outcome[]> {
+    const keys = rules.map((r) => this.key(r.ns, id))
+    if (this.adapter.cluster && keys.length > 1 && id === '') {
+      return Promise.reject(new Error('RedisStore: a limit set on Redis Cluster needs a non-empty identity (its keys share a hash slot through it)'))
+    }
+    const args: string[] = [this.time === 'server' ? '' : String(now), this.graceArg]
+    for (let i = 0; i < rules.length; i++) {
+      const r = rules[i] as Rule
+      args.push(r.algorithm.name, String(r.limit), String(r.windowMs), String(r.burst), String(r.blockMs), String(r.precision))
+      args.push(r.shaping ? '1' : '0', r.shadow ? '1' : '0', String(costs[i]))
+    }
+    const script = this.setScript
+    const settle = (reply: unknown): Outcome[] => {
+      if (!Array.isArray(reply) || reply.length !== 2 + 6 * rules.length) {
+        throw new Error(`RedisStore: unexpected reply to the limit-set script: ${JSON.stringify(reply)?.slice(0, 200)}`)
+      }
+      this.counters.checks++
+      const outcomes: Outcome[] = new Array(rules.length)
+      for (let i = 0, r = 2; i < rules.length; i++, r += 6) {
+        const code = num(reply[r])
+        outcomes[i] = {
+          allowed: code === 0,
+          remaining: num(reply[r + 1]),
+          resetAtMs: num(reply[r + 2]),
+          retryAfterMs: num(reply[r + 3]),
+          reason: REASONS[code],
+          delayMs: num(reply[r + 4]),
+          expiresAtMs: num(reply[r + 5]),
+        }
+      }
+      return outcomes
+    }
+    const load = () => {
+      this.counters.calls++
+      this.counters.scriptLoads++
+      return call(() => this.adapter.eval(script.text, keys, args)).then((reply) => {
+        script.loaded = true
+        return settle(reply)
+      })
+    }
+    if (!script.loaded) return load()
+    this.counters.calls++
+    return call(() => this.adapter.evalsha(script.sha, keys, args)).then(settle, (error) => {
+      if (String((error as Error)?.message).startsWith('NOSCRIPT')) return load()
+      throw error
+    })
   }
 
   async reset(ns: string, id: string): Promise<void> {
