@@ -83,4 +83,81 @@ describe('fastify specifics', () => {
       await app.close()
     }
   })
+
+  it('applies to routes registered before the plugin, with their config.halt, and to 404s', async () => {
+    // Each path is asked for by its own client (X-Forwarded-For from trusted loopback), so the limits do not mix.
+    const byClient = (limit: number) =>
+      new RateLimiter({ policy: { name: `c${limit}`, limit, window: 60 }, trustedProxies: ['loopback'], store: new InMemoryStore({ sweepInterval: 0 }) })
+    const app = Fastify()
+    app.get('/early', async () => 'early')
+    app.get('/early-strict', { config: { halt: byClient(1) } }, async () => 'strict')
+    app.get('/early-free', { config: { halt: false } }, async () => 'free')
+    app.register(async (child) => {
+      child.get('/early-child', async () => 'child')
+    })
+    await app.register(haltPlugin, { limiter: byClient(2) })
+    const url = await app.listen({ port: 0, host: '127.0.0.1' })
+    const get = (path: string, client: string) => fetch(`${url}${path}`, { headers: { 'x-forwarded-for': client } })
+    try {
+      for (const [path, client] of [
+        ['/early', '203.0.113.1'],
+        ['/early-child', '203.0.113.2'],
+        ['/nothing-here', '203.0.113.3'],
+      ] as const) {
+        const first = await get(path, client)
+        expect(first.headers.get('ratelimit-limit')).toBe('2')
+        await get(path, client)
+        expect((await get(path, client)).status).toBe(429)
+      }
+      const strict = await get('/early-strict', '203.0.113.4')
+      expect([strict.status, strict.headers.get('ratelimit-limit')]).toEqual([200, '1'])
+      expect((await get('/early-strict', '203.0.113.4')).status).toBe(429)
+      for (let i = 0; i < 3; i++) expect((await get('/early-free', '203.0.113.5')).headers.get('ratelimit-limit')).toBeNull()
+    } finally {
+      await app.close()
+    }
+  })
+
+  it('applies to routes registered after it when the registration is not awaited', async () => {
+    const app = Fastify()
+    app.register(haltPlugin, { limiter: limiter(1) })
+    app.get('/a', async () => 'a')
+    const url = await app.listen({ port: 0, host: '127.0.0.1' })
+    try {
+      expect((await fetch(`${url}/a`)).status).toBe(200)
+      expect((await fetch(`${url}/a`)).status).toBe(429)
+    } finally {
+      await app.close()
+    }
+  })
+
+  it('on routes registered after it, runs after every onRequest hook of the route, so a user set by a later hook is seen', async () => {
+    const app = Fastify()
+    const perUser = new RateLimiter({
+      policy: { name: 'u', limit: 1, window: 60, keyStrategy: 'user' },
+      exemptPrivateIps: false,
+      store: new InMemoryStore({ sweepInterval: 0 }),
+    })
+    await app.register(haltPlugin, { limiter: perUser })
+    app.addHook('onRequest', (req, _reply, done) => {
+      ;(req as unknown as { user: unknown }).user = { id: req.headers['x-user'] }
+      done()
+    })
+    app.get('/me', async () => 'me')
+    const url = await app.listen({ port: 0, host: '127.0.0.1' })
+    try {
+      expect((await fetch(`${url}/me`, { headers: { 'x-user': 'ada' } })).status).toBe(200)
+      expect((await fetch(`${url}/me`, { headers: { 'x-user': 'ada' } })).status).toBe(429)
+      expect((await fetch(`${url}/me`, { headers: { 'x-user': 'bob' } })).status).toBe(200)
+    } finally {
+      await app.close()
+    }
+  })
+
+  it('a bad config.halt fails when the route is registered', async () => {
+    const app = Fastify()
+    await app.register(haltPlugin, { limiter: limiter(1) })
+    expect(() => app.get('/bad', { config: { halt: {} as never } }, async () => 'bad')).toThrow(expect.objectContaining({ code: 'HALT_INVALID_LIMITER' }))
+    await app.close()
+  })
 })

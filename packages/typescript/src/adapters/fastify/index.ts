@@ -27,7 +27,7 @@ export type HaltHook = (request: FastifyRequestLike, reply: FastifyReplyLike, do
 export type HaltRouteConfig = HttpLimiter | readonly HttpLimiter[] | false
 
 export interface HaltFastifyOptions extends AdapterOptions {
-  /** Applied to every route registered after the plugin. Omit to limit only routes with `config.halt`. */
+  /** Applied to every route of the application. Omit to limit only routes with `config.halt`. */
   limiter?: HttpLimiter | readonly HttpLimiter[]
   /** The authenticated user, for the `user` and `composite` strategies. Default `request.user`. */
   getUser?: (request: FastifyRequestLike) => unknown
@@ -42,6 +42,12 @@ interface RouteOptionsLike {
 
 interface FastifyLike {
   addHook(name: 'onRoute', hook: (route: RouteOptionsLike) => void): unknown
+  addHook(name: 'onRequest', hook: HaltHook): unknown
+}
+
+/** The parts of Fastify's request the plugin reads to find a route's `config.halt`. */
+interface RoutedRequest extends FastifyRequestLike {
+  routeOptions?: { config?: unknown }
 }
 
 function setReplyHeader(reply: FastifyReplyLike, name: string, value: string): void {
@@ -57,7 +63,11 @@ const userOfRequest = (r: FastifyRequestLike) => r.user
  * fastify.post('/login', { onRequest: haltHook(new RateLimiter({ policy: presets.AUTH_ENDPOINTS })) }, login)
  */
 export function haltHook(limiter: HttpLimiter | readonly HttpLimiter[], options: Omit<HaltFastifyOptions, 'limiter'> = {}): HaltHook {
-  const gate = new Gate(limiter, options, 'haltHook')
+  return hookOf(limiter, options, 'haltHook')
+}
+
+function hookOf(limiter: HttpLimiter | readonly HttpLimiter[], options: Omit<HaltFastifyOptions, 'limiter'>, adapter: string): HaltHook {
+  const gate = new Gate(limiter, options, adapter)
   const onLimited = options.onLimited
   const userOf = options.getUser ?? userOfRequest
 
@@ -105,10 +115,22 @@ function list(x: HttpLimiter | readonly HttpLimiter[]): readonly HttpLimiter[] {
   return Array.isArray(x) ? x : [x as HttpLimiter]
 }
 
+/** Marks, in a route's config, a route the plugin's onRoute hook has seen (its limiters run in its own onRequest hook). */
+const SEEN = Symbol('halt.seen')
+
+type RouteConfig = { halt?: HaltRouteConfig; [SEEN]?: true }
+
 /**
- * Fastify plugin: the app-wide `limiter` on every route registered after it,
+ * Fastify plugin: the app-wide `limiter` on every route of the application,
  * plus each route's `config.halt` (both apply; the headers describe the most
  * restrictive). Not encapsulated, like a `fastify-plugin`.
+ *
+ * Routes registered after the plugin (also in child plugins) get the hook as
+ * their last `onRequest` hook, so it runs after your authentication hooks, and
+ * a bad `config.halt` throws when the route is registered. Routes registered
+ * before the plugin, and 404s, are limited by a root `onRequest` hook instead
+ * (it runs where the plugin was registered; their `config.halt` is read at
+ * their first request).
  *
  * @example
  * await fastify.register(haltPlugin, { limiter: new RateLimiter({ policy: presets.PUBLIC_API }) })
@@ -118,17 +140,39 @@ function list(x: HttpLimiter | readonly HttpLimiter[]): readonly HttpLimiter[] {
 export function haltPlugin(fastify: FastifyLike, options: HaltFastifyOptions, done: Done): void {
   const global = options.limiter === undefined ? [] : list(options.limiter)
   const hookOptions = { headers: options.headers, quota: options.quota, getUser: options.getUser, onLimited: options.onLimited }
-  if (global.length > 0) new Gate(global, hookOptions, 'haltPlugin') // validate now, not at the first route
-  const shared = global.length > 0 ? haltHook(global, hookOptions) : undefined
+  const shared = global.length > 0 ? hookOf(global, hookOptions, 'haltPlugin') : null // validates now, not at the first request
+  const hookFor = (cfg: HaltRouteConfig | undefined): HaltHook | null =>
+    cfg === undefined ? shared : cfg === false ? null : hookOf([...global, ...list(cfg)], hookOptions, 'haltPlugin')
   fastify.addHook('onRoute', (route) => {
-    const cfg = (route.config as { halt?: HaltRouteConfig } | undefined)?.halt
-    let hook: HaltHook | undefined
-    if (cfg === false) hook = undefined
-    else if (cfg === undefined) hook = shared
-    else hook = haltHook([...global, ...list(cfg)], hookOptions)
-    if (hook === undefined) return
+    const config = (route.config ?? {}) as RouteConfig
+    const hook = hookFor(config.halt)
+    // Fastify copies the config, symbols included, into the route's context, where the root hook below finds the mark.
+    route.config = { ...config, [SEEN]: true }
+    if (hook === null) return
     const existing = route.onRequest
     route.onRequest = existing === undefined ? [hook] : Array.isArray(existing) ? [...existing, hook] : [existing, hook]
+  })
+  // For the routes the onRoute hook did not see (registered before the plugin) and 404s: one hook per route, made at
+  // its first request.
+  const late = new WeakMap<object, HaltHook | null>()
+  fastify.addHook('onRequest', function haltPluginHook(request, reply, next) {
+    const config = (request as RoutedRequest).routeOptions?.config as RouteConfig | undefined
+    if (config?.[SEEN] === true) {
+      next()
+      return
+    }
+    let hook = config === undefined ? shared : late.get(config)
+    if (hook === undefined) {
+      try {
+        hook = hookFor((config as RouteConfig).halt)
+      } catch (e) {
+        next(e as Error)
+        return
+      }
+      late.set(config as RouteConfig, hook)
+    }
+    if (hook === null) next()
+    else hook(request, reply, next)
   })
   done()
 }
