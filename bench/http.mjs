@@ -36,6 +36,13 @@ const SERVERS = {
     const limiter = new RateLimiter({ store: new InMemoryStore(), policy: { name: 'bench', limit: LIMIT, window: WINDOW_S }, exemptPrivateIps: false })
     return express((app) => app.use(haltMiddleware(limiter)))
   },
+  // Halt's own work without the cost of the headers it writes (headers: 'none'): what the limiter itself costs.
+  'express + halt, no headers': async () => {
+    const { RateLimiter, InMemoryStore } = await import('halt')
+    const { haltMiddleware } = await import('halt/express')
+    const limiter = new RateLimiter({ store: new InMemoryStore(), policy: { name: 'bench', limit: LIMIT, window: WINDOW_S }, exemptPrivateIps: false })
+    return express((app) => app.use(haltMiddleware(limiter, { headers: 'none' })))
+  },
   'express + express-rate-limit': async () => {
     const { rateLimit } = await import('express-rate-limit')
     return express((app) => app.use(rateLimit({ windowMs: WINDOW_S * 1000, limit: LIMIT, standardHeaders: 'draft-6', legacyHeaders: false })))
@@ -75,6 +82,12 @@ const SERVERS = {
     const { haltPlugin } = await import('halt/fastify')
     const limiter = new RateLimiter({ store: new InMemoryStore(), policy: { name: 'bench', limit: LIMIT, window: WINDOW_S }, exemptPrivateIps: false })
     return fastify(async (app) => app.register(haltPlugin, { limiter }))
+  },
+  'fastify + halt, no headers': async () => {
+    const { RateLimiter, InMemoryStore } = await import('halt')
+    const { haltPlugin } = await import('halt/fastify')
+    const limiter = new RateLimiter({ store: new InMemoryStore(), policy: { name: 'bench', limit: LIMIT, window: WINDOW_S }, exemptPrivateIps: false })
+    return fastify(async (app) => app.register(haltPlugin, { limiter, headers: 'none' }))
   },
   'fastify + @fastify/rate-limit': async () => {
     const { default: rateLimit } = await import('@fastify/rate-limit')

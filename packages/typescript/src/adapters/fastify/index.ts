@@ -50,8 +50,17 @@ interface RoutedRequest extends FastifyRequestLike {
   routeOptions?: { config?: unknown }
 }
 
+// reply.header() lowercases every name it is given (and Fastify sends them lowercase): handing it names already in
+// lowercase spares a new string per header and request. The names are the few the header writers use.
+const lowercase = new Map<string, string>()
+
 function setReplyHeader(reply: FastifyReplyLike, name: string, value: string): void {
-  reply.header(name, value)
+  let lower = lowercase.get(name)
+  if (lower === undefined) {
+    lower = name.toLowerCase()
+    lowercase.set(name, lower)
+  }
+  reply.header(lower, value)
 }
 
 const userOfRequest = (r: FastifyRequestLike) => r.user
