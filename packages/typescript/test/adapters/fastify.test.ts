@@ -131,6 +131,23 @@ describe('fastify specifics', () => {
     }
   })
 
+  it('limits 404s when every route comes after it, and a route counts once', async () => {
+    const app = Fastify()
+    await app.register(haltPlugin, { limiter: limiter(3) })
+    app.get('/a', async () => 'a')
+    const url = await app.listen({ port: 0, host: '127.0.0.1' })
+    try {
+      const a = await fetch(`${url}/a`)
+      expect([a.status, a.headers.get('ratelimit-remaining')]).toEqual([200, '2'])
+      const missing = await fetch(`${url}/missing`)
+      expect([missing.status, missing.headers.get('ratelimit-remaining')]).toEqual([404, '1'])
+      await fetch(`${url}/missing`)
+      expect((await fetch(`${url}/missing`)).status).toBe(429)
+    } finally {
+      await app.close()
+    }
+  })
+
   it('on routes registered after it, runs after every onRequest hook of the route, so a user set by a later hook is seen', async () => {
     const app = Fastify()
     const perUser = new RateLimiter({

@@ -43,10 +43,12 @@ interface RouteOptionsLike {
 interface FastifyLike {
   addHook(name: 'onRoute', hook: (route: RouteOptionsLike) => void): unknown
   addHook(name: 'onRequest', hook: HaltHook): unknown
+  printRoutes?(): string
 }
 
 /** The parts of Fastify's request the plugin reads to find a route's `config.halt`. */
 interface RoutedRequest extends FastifyRequestLike {
+  is404?: boolean
   routeOptions?: { config?: unknown }
 }
 
@@ -162,9 +164,15 @@ export function haltPlugin(fastify: FastifyLike, options: HaltFastifyOptions, do
     route.onRequest = existing === undefined ? [hook] : Array.isArray(existing) ? [...existing, hook] : [existing, hook]
   })
   // For the routes the onRoute hook did not see (registered before the plugin) and 404s: one hook per route, made at
-  // its first request.
+  // its first request. When no route came before the plugin, every route but the 404 handler was seen, and the cheap
+  // is404 flag is all this hook needs to read.
+  const early = !emptyRouter(fastify)
   const late = new WeakMap<object, HaltHook | null>()
   fastify.addHook('onRequest', function haltPluginHook(request, reply, next) {
+    if (!early && (request as RoutedRequest).is404 !== true) {
+      next()
+      return
+    }
     const config = (request as RoutedRequest).routeOptions?.config as RouteConfig | undefined
     if (config?.[SEEN] === true) {
       next()
@@ -184,6 +192,16 @@ export function haltPlugin(fastify: FastifyLike, options: HaltFastifyOptions, do
     else hook(request, reply, next)
   })
   done()
+}
+
+/**
+ * Whether no route is registered yet. Fastify lists routes only as printRoutes() text, '(empty tree)' when there are
+ * none; any other answer counts as "there may be some", which costs the root hook a little time, never a route.
+ */
+function emptyRouter(fastify: FastifyLike): boolean {
+  if (typeof fastify.printRoutes !== 'function') return false
+  const tree = fastify.printRoutes()
+  return tree === '(empty tree)' || tree === ''
 }
 
 // Like fastify-plugin: apply to the whole application, not only this plugin's encapsulated context.
