@@ -4,9 +4,13 @@
 // time (process.cpuUsage), alternating contenders round by round, medians: other load on a shared machine moves it far
 // less than it moves a load test. Run: npm run bench:http-micro -w halt-bench (after npm run build -w halt).
 // Options: --rounds <n> (default 31), --n <requests per round> (default 20000 for Express, a quarter for Fastify).
+import { spawn } from 'node:child_process'
 import http from 'node:http'
 import net from 'node:net'
+import { fileURLToPath } from 'node:url'
 import { median, table } from './lib.mjs'
+
+const SELF = fileURLToPath(import.meta.url)
 
 const LIMIT = 1e9
 const WINDOW_S = 60
@@ -75,6 +79,30 @@ async function expressContenders() {
   }
 }
 
+async function expressApps() {
+  const { default: express } = await import('express')
+  const mws = await expressContenders()
+  const app = (mw) => {
+    const a = express()
+    if (mw !== undefined) a.use(mw)
+    a.get('/', (_req, res) => {
+      res.send('hello world')
+    })
+    return a
+  }
+  return {
+    'express bare': app(undefined),
+    'headers-only middleware': app(mws['headers-only middleware']),
+    halt: app(mws.halt),
+    'halt, no headers': app(mws['halt, no headers']),
+    // In an app, express-rate-limit reads Express's own req.ip.
+    'express-rate-limit': app(
+      (await import('express-rate-limit')).rateLimit({ windowMs: WINDOW_S * 1000, limit: LIMIT, standardHeaders: 'draft-6', legacyHeaders: false }),
+    ),
+    'rate-limiter-flexible': app(mws['rate-limiter-flexible']),
+  }
+}
+
 async function fastifyContenders() {
   const { default: Fastify } = await import('fastify')
   const { haltPlugin } = await import('halt/fastify')
@@ -105,20 +133,52 @@ async function fastifyContenders() {
   }
 }
 
-/** µs of CPU per call of `run` for each contender: medians of `rounds` alternating rounds of `n` calls. */
-async function measure(contenders, run, n, rounds) {
-  const names = Object.keys(contenders)
+/**
+ * µs of CPU per request for each contender of `section`: each contender runs in its own process (so that no
+ * contender's objects make another's code polymorphic), the rounds alternate between them, medians.
+ */
+async function measure(section, rounds) {
+  const names = Object.keys(await SECTIONS[section].build())
+  const children = {}
+  for (const name of names) {
+    const child = spawn(process.execPath, [SELF, '--child', section, name], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    await new Promise((ok, fail) => {
+      child.once('message', ok)
+      child.once('exit', (code) => fail(new Error(`${name} exited with ${code}`)))
+    })
+    children[name] = child
+  }
   const times = Object.fromEntries(names.map((k) => [k, []]))
-  for (const k of names) await run(contenders[k], n) // warm-up (JIT)
-  for (let r = 0; r < rounds; r++) {
-    for (const k of r % 2 ? [...names].reverse() : names) {
-      const c0 = process.cpuUsage()
-      await run(contenders[k], n)
-      const c = process.cpuUsage(c0)
-      times[k].push((c.user + c.system) / n)
+  try {
+    for (let r = 0; r < rounds; r++) {
+      for (const k of r % 2 ? [...names].reverse() : names) {
+        times[k].push(
+          await new Promise((ok) => {
+            children[k].once('message', ok)
+            children[k].send('run')
+          }),
+        )
+      }
     }
+  } finally {
+    for (const c of Object.values(children)) c.kill()
   }
   return Object.fromEntries(names.map((k) => [k, median(times[k])]))
+}
+
+/** In a child: build one contender, warm it up, then run `n` requests per message and answer with the CPU µs per request. */
+async function serve(section, name) {
+  const { build, run, n } = SECTIONS[section]
+  const contender = (await build())[name]
+  await run(contender, n) // warm-up (JIT)
+  process.on('message', async () => {
+    const c0 = process.cpuUsage()
+    await run(contender, n)
+    const c = process.cpuUsage(c0)
+    process.send((c.user + c.system) / n)
+  })
+  process.on('disconnect', () => process.exit(0))
+  process.send('ready')
 }
 
 const settle = () => new Promise((ok) => setImmediate(ok))
@@ -142,6 +202,16 @@ async function runExpress(mw, n) {
   }
 }
 
+async function runApp(app, n) {
+  for (let i = 0; i < n; i += BATCH) {
+    for (let j = 0; j < BATCH; j++) {
+      const req = request()
+      app(req, new http.ServerResponse(req))
+    }
+    await settle()
+  }
+}
+
 async function runFastify(listener, n) {
   for (let i = 0; i < n; i += BATCH) {
     for (let j = 0; j < BATCH; j++) {
@@ -161,19 +231,38 @@ function report(title, us, base) {
   )
 }
 
-const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : ''
-const rounds = arg('rounds', 31)
 const n = arg('n', 20000)
-console.log(`node ${process.version}; CPU time per request, medians of ${rounds} alternating rounds`)
-if (!only || only === 'express')
-  report(
-    `Express middleware alone (${n} calls per round, a fresh IncomingMessage and ServerResponse each)`,
-    await measure(await expressContenders(), runExpress, n, rounds),
-    'no middleware',
-  )
-if (!only || only === 'fastify')
-  report(
-    `Fastify app, the whole request (${Math.round(n / 4)} requests per round, output buffered in the ServerResponse)`,
-    await measure(await fastifyContenders(), runFastify, Math.round(n / 4), rounds),
-    'fastify bare',
-  )
+const SECTIONS = {
+  'express-middleware': {
+    title: `Express middleware alone (${n} calls per round, a fresh IncomingMessage and ServerResponse each)`,
+    build: expressContenders,
+    run: runExpress,
+    n,
+    base: 'no middleware',
+  },
+  'express-app': {
+    title: `Express app, the whole request (${n / 4} requests per round, output buffered in the ServerResponse)`,
+    build: expressApps,
+    run: runApp,
+    n: n / 4,
+    base: 'express bare',
+  },
+  'fastify-app': {
+    title: `Fastify app, the whole request (${n / 4} requests per round, output buffered in the ServerResponse)`,
+    build: fastifyContenders,
+    run: runFastify,
+    n: n / 4,
+    base: 'fastify bare',
+  },
+}
+
+if (process.argv[2] === '--child') {
+  await serve(process.argv[3], process.argv[4])
+} else {
+  const only = process.argv.includes('--only') ? process.argv[process.argv.indexOf('--only') + 1] : ''
+  const rounds = arg('rounds', 31)
+  console.log(`node ${process.version}; CPU time per request, medians of ${rounds} alternating rounds, one process per contender`)
+  for (const [section, { title, base }] of Object.entries(SECTIONS)) {
+    if (section.includes(only)) report(title, await measure(section, rounds), base)
+  }
+}
