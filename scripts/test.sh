@@ -44,4 +44,6 @@ trap stop_servers EXIT
 eval "$(scripts/services.sh start "${SERVERS[@]}")"
 
 echo "== tests"
+# The fault tests (a server killed mid-load, latencies measured) run last and one file at a time, with nothing else
+# competing for the two cores: see the test and test:faults scripts of packages/typescript.
 npm test -w halt
