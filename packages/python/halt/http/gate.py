@@ -1,0 +1,118 @@
+"""Gate: one or several limiters applied to a request as adapters use them (first rejection wins, headers from the most restrictive)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Sequence, TypeVar, Union
+
+from typing_extensions import Protocol
+
+from ..core.errors import HaltConfigError
+from .headers import is_header_format, more_restrictive, write_rate_limit_headers
+from .request import RequestView
+
+if TYPE_CHECKING:
+    from ..core.types import Decision
+
+__all__ = ["DECISION_KEY", "Gate", "HttpLimiter"]
+
+T = TypeVar("T")
+
+#: Where adapters remember, on the framework's request (ASGI scope, flask.g, Django request), what the response describes.
+DECISION_KEY = "halt.decision"
+
+
+class HttpLimiter(Protocol):
+    """What an adapter needs of a limiter (a ``RateLimiter`` over any store is one)."""
+
+    def check(self, key: Any, *, cost: Optional[float] = ..., algorithm: Optional[str] = ...) -> Decision: ...
+
+    def acheck(self, key: Any, *, cost: Optional[float] = ..., algorithm: Optional[str] = ...) -> Awaitable[Decision]: ...
+
+    def write_headers(self, d: Decision, format: str, target: Any, set_header: Callable[[Any, str, str], None]) -> None: ...
+
+    def has_policy(self, name: str) -> bool: ...
+
+
+class Gate:
+    """Applies limiters to requests for an adapter.
+
+    Limiters are checked in order; the first rejection stops the rest (they consume nothing). When all admit,
+    the response describes the most restrictive decision; a request exempt under every limiter gets
+    ``reason='exempt'``.
+
+    Example::
+
+        gate = Gate([app_limiter, route_limiter], headers="ietf")
+        d = gate.check(view)           # sync stores (memory, RedisStore)
+        d = await gate.acheck(view)    # async stores too
+    """
+
+    __slots__ = ("format", "limiters", "_single")
+
+    def __init__(
+        self,
+        limiter: Union[HttpLimiter, Sequence[HttpLimiter]],
+        headers: str = "standard",
+        adapter: str = "HaltMiddleware",
+    ) -> None:
+        items = list(limiter) if isinstance(limiter, (list, tuple)) else [limiter]
+        if len(items) == 0 or any(not callable(getattr(x, "check", None)) for x in items):
+            raise HaltConfigError(
+                "HALT_INVALID_LIMITER",
+                f"{adapter}(limiter): pass a RateLimiter (or a non-empty list of them). "
+                f"Fix: {adapter}(limiter=RateLimiter(policy=presets.PUBLIC_API)).",
+            )
+        if not is_header_format(headers):
+            raise HaltConfigError(
+                "HALT_INVALID_HEADER_FORMAT",
+                f"{adapter}: headers must be 'standard', 'ietf', 'legacy' or 'none', got {headers!r}.",
+            )
+        self.limiters: tuple[HttpLimiter, ...] = tuple(items)
+        self.format: str = headers
+        self._single: Optional[HttpLimiter] = items[0] if len(items) == 1 else None
+
+    def check(self, req: RequestView) -> Decision:
+        """The governing decision for ``req`` (synchronous limiters)."""
+        if self._single is not None:
+            return self._single.check(req)
+        best: Optional[Decision] = None
+        for limiter in self.limiters:
+            d = limiter.check(req)
+            if not d.allowed:
+                return d
+            best = _pick(d, best)
+        assert best is not None
+        return best
+
+    async def acheck(self, req: RequestView) -> Decision:
+        """The governing decision for ``req``, awaiting each limiter's async check (never blocks the event loop)."""
+        if self._single is not None:
+            return await self._single.acheck(req)
+        best: Optional[Decision] = None
+        for limiter in self.limiters:
+            d = await limiter.acheck(req)
+            if not d.allowed:
+                return d
+            best = _pick(d, best)
+        assert best is not None
+        return best
+
+    def write_headers(self, d: Decision, target: T, set_header: Callable[[T, str, str], None]) -> None:
+        """Write ``d``'s headers (in this gate's format) with ``set_header``."""
+        if self.format != "ietf":
+            write_rate_limit_headers(d, self.format, target, set_header)
+            return
+        # The IETF fields need the deciding policy's window and the limiter's clock.
+        limiter = self._single if self._single is not None else self._limiter_of(d.policy)
+        limiter.write_headers(d, self.format, target, set_header)
+
+    def _limiter_of(self, policy: str) -> HttpLimiter:
+        for limiter in self.limiters:
+            has = getattr(limiter, "has_policy", None)
+            if has is not None and has(policy):
+                return limiter
+        return self.limiters[0]
+
+
+def _pick(d: Decision, best: Optional[Decision]) -> Decision:
+    return d if best is None or more_restrictive(d, best) else best
