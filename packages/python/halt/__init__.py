@@ -1,0 +1,48 @@
+"""Halt: rate limiting with one behaviour in Python and TypeScript.
+
+Example::
+
+    from halt import RateLimiter, presets
+
+    limiter = RateLimiter(policy=presets.PUBLIC_API)
+    d = limiter.check("user:42")
+    if not d.allowed:
+        print(f"retry in {d.retry_after}s")
+"""
+
+from __future__ import annotations
+
+from halt.core import presets
+from halt.core.errors import HaltConfigError, RateLimitExceeded
+from halt.core.limiter import KeyExplanation, LimiterStats, RateLimiter
+from halt.core.policy import Rule, compile_policy
+from halt.core.presets import get_plan_policy
+from halt.core.store import AsyncStore, Store
+from halt.core.telemetry import DecisionEvent, StoreErrorEvent, Telemetry
+from halt.core.types import Algorithm, Decision, KeyStrategy, Outcome, Policy
+from halt.stores.memory import InMemoryStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Algorithm",
+    "AsyncStore",
+    "Decision",
+    "DecisionEvent",
+    "HaltConfigError",
+    "InMemoryStore",
+    "KeyExplanation",
+    "KeyStrategy",
+    "LimiterStats",
+    "Outcome",
+    "Policy",
+    "RateLimitExceeded",
+    "RateLimiter",
+    "Rule",
+    "Store",
+    "StoreErrorEvent",
+    "Telemetry",
+    "compile_policy",
+    "get_plan_policy",
+    "presets",
+]

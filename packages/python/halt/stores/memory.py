@@ -1,0 +1,184 @@
+"""InMemoryStore: per-process state, thread-safe with striped locks, bounded, self-cleaning."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections import OrderedDict
+from typing import Optional, Tuple
+
+from halt.core.algorithms.kernel import State, expires_at, run_step
+from halt.core.errors import HaltConfigError
+from halt.core.policy import Rule
+from halt.core.types import Outcome
+
+_Key = Tuple[str, str]
+MAX_SHARDS = 64
+
+
+class _Shard:
+    """One stripe of the key space: its own lock, and its keys in insertion (or last rotation) order."""
+
+    __slots__ = ("cap", "counts", "data", "lock")
+
+    def __init__(self, cap: int) -> None:
+        self.lock = threading.Lock()
+        self.data: OrderedDict[_Key, State] = OrderedDict()
+        #: Keys held per namespace (size(ns) without a scan).
+        self.counts: dict[str, int] = {}
+        self.cap = cap
+
+    def add(self, key: _Key, state: State) -> None:
+        self.data[key] = state
+        self.counts[key[0]] = self.counts.get(key[0], 0) + 1
+
+    def remove(self, key: _Key) -> None:
+        del self.data[key]
+        self.counts[key[0]] -= 1
+
+
+class InMemoryStore:
+    """The default store: state lives in this process.
+
+    Thread-safe without one global lock: keys are spread over up to 64 stripes by hash, each with its own
+    lock, so threads checking different keys rarely wait for each other. Bounded: at most ``max_keys`` keys
+    (all policies together; each stripe holds its share), and at the cap the key inserted (or last rotated)
+    longest ago in that stripe is forgotten, so memory stays bounded under a flood of random keys.
+
+    Example::
+
+        limiter = RateLimiter(store=InMemoryStore(max_keys=100_000), policy=presets.PUBLIC_API)
+    """
+
+    synchronous = True
+    shared = False
+
+    def __init__(self, max_keys: int = 1_000_000, sweep_interval: float = 60_000) -> None:
+        """``sweep_interval``: milliseconds between sweeps of expired keys by a daemon thread; 0 turns it off."""
+        if not isinstance(max_keys, int) or isinstance(max_keys, bool) or max_keys < 1:
+            raise HaltConfigError(
+                "HALT_INVALID_MAX_KEYS",
+                f"InMemoryStore: max_keys must be a whole number >= 1, got {max_keys!r}. Fix: max_keys=100000.",
+            )
+        if not isinstance(sweep_interval, (int, float)) or isinstance(sweep_interval, bool) or not sweep_interval >= 0:
+            raise HaltConfigError(
+                "HALT_INVALID_SWEEP_INTERVAL",
+                f"InMemoryStore: sweep_interval must be milliseconds >= 0, got {sweep_interval!r}.",
+            )
+        self.max_keys = max_keys
+        n = min(MAX_SHARDS, max_keys)
+        # Caps add up to max_keys exactly.
+        self._shards = [_Shard(max_keys // n + (1 if i < max_keys % n else 0)) for i in range(n)]
+        self._n = n
+        #: The rule last seen per namespace: expiry is computed with it.
+        self._rules: dict[str, Rule] = {}
+        self._last_now: float = 0
+        self._stop: Optional[threading.Event] = None
+        if sweep_interval > 0:
+            self._stop = threading.Event()
+            thread = threading.Thread(
+                target=_sweep, args=(weakref.ref(self), self._stop, sweep_interval / 1000), daemon=True
+            )
+            thread.name = "halt-memory-sweep"
+            thread.start()
+
+    def consume(self, ns: str, id: str, rule: Rule, now: float, cost: float) -> Outcome:
+        if now > self._last_now:
+            self._last_now = now
+        if self._rules.get(ns) is not rule:
+            self._rules[ns] = rule
+        shard = self._shards[hash(id) % self._n]
+        key = (ns, id)
+        with shard.lock:
+            s = shard.data.get(key)
+            if s is None:
+                s = rule.algorithm.init(now, rule)
+                self._insert(shard, key, s, now)
+            elif len(s) != rule.state_size:
+                # The policy changed its state layout (e.g. another precision): start afresh.
+                s = rule.algorithm.init(now, rule)
+                shard.data[key] = s
+            return run_step(s, now, cost, rule)
+
+    def peek(self, ns: str, id: str, rule: Rule, now: float) -> Outcome:
+        shard = self._shards[hash(id) % self._n]
+        with shard.lock:
+            s = shard.data.get((ns, id))
+            copy = list(s) if s is not None and len(s) == rule.state_size else None
+        return run_step(copy if copy is not None else rule.algorithm.init(now, rule), now, 0, rule)
+
+    def reset(self, ns: str, id: str) -> None:
+        shard = self._shards[hash(id) % self._n]
+        key = (ns, id)
+        with shard.lock:
+            if key in shard.data:
+                shard.remove(key)
+
+    def clear(self, ns: Optional[str] = None) -> None:
+        for shard in self._shards:
+            with shard.lock:
+                if ns is None:
+                    shard.data.clear()
+                    shard.counts.clear()
+                elif shard.counts.get(ns):
+                    for key in [k for k in shard.data if k[0] == ns]:
+                        shard.remove(key)
+
+    def size(self, ns: Optional[str] = None) -> int:
+        """Number of keys held (of a namespace, or in all)."""
+        if ns is None:
+            return sum(len(s.data) for s in self._shards)
+        return sum(s.counts.get(ns, 0) for s in self._shards)
+
+    def cleanup_expired(self, now: Optional[float] = None) -> int:
+        """Delete every key whose state has expired at ``now`` (default: the latest time this store has seen).
+
+        Returns how many were removed.
+        """
+        at = self._last_now if now is None else now
+        removed = 0
+        for shard in self._shards:
+            with shard.lock:
+                for key, s in list(shard.data.items()):
+                    if self._expired(key, s, at):
+                        shard.remove(key)
+                        removed += 1
+        return removed
+
+    def close(self) -> None:
+        """Stop the sweep thread. The store stays usable."""
+        if self._stop is not None:
+            self._stop.set()
+            self._stop = None
+
+    def _expired(self, key: _Key, s: State, now: float) -> bool:
+        rule = self._rules.get(key[0])
+        return rule is None or len(s) != rule.state_size or expires_at(s, rule) <= now
+
+    def _insert(self, shard: _Shard, key: _Key, s: State, now: float) -> None:
+        """Give ``key`` a place. Each insertion also looks at the two oldest keys of the stripe: an expired one
+        is reclaimed, a live one goes to the back. So idle keys are reclaimed as new ones arrive (O(1) per
+        insertion), and the front holds the keys inserted or rotated longest ago: at the cap, those go first."""
+        data = shard.data
+        for _ in range(2):
+            if not data:
+                break
+            oldest = next(iter(data))
+            if self._expired(oldest, data[oldest], now):
+                shard.remove(oldest)
+            else:
+                data.move_to_end(oldest)
+        if len(data) >= shard.cap:
+            oldest = next(iter(data))
+            shard.remove(oldest)
+        shard.add(key, s)
+
+
+def _sweep(ref: weakref.ref[InMemoryStore], stop: threading.Event, every_s: float) -> None:
+    """The sweep thread: holds the store only weakly, so an unused store is still collected."""
+    while not stop.wait(every_s):
+        store = ref()
+        if store is None:
+            return
+        store.cleanup_expired()
+        del store
