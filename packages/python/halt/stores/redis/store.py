@@ -3,6 +3,7 @@ trip per check, on redis-py (sync or asyncio, single server or Cluster)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any, Optional
 
@@ -222,6 +223,8 @@ class AsyncRedisStore(_Base):
 
     def __init__(self, client: Any, *, prefix: str = "halt:", time: str = "client", expiry_grace_ms: int = 0) -> None:
         super().__init__(client, prefix, time, expiry_grace_ms, asynchronous=True)
+        self._ready = not self.cluster
+        self._init_lock: Optional[asyncio.Lock] = None
 
     async def consume(self, ns: str, id: str, rule: Rule, now: float, cost: float) -> Outcome:
         return await self._call(ns, id, rule, now, cost)
@@ -247,9 +250,21 @@ class AsyncRedisStore(_Base):
         for i in range(0, len(batch), 500):
             await self.client.delete(*batch[i : i + 500])
 
+    async def _initialize(self) -> None:
+        """Discover the Cluster once, before the first command: redis-py's asyncio cluster client, initialized
+        lazily by many concurrent first commands, can fail some of them."""
+        if self._init_lock is None:
+            self._init_lock = asyncio.Lock()
+        async with self._init_lock:
+            if not self._ready:
+                await self.client.initialize()
+                self._ready = True
+
     async def _call(self, ns: str, id: str, rule: Rule, now: float, cost: Optional[float]) -> Outcome:
         from redis.exceptions import NoScriptError
 
+        if not self._ready:
+            await self._initialize()
         key = self.key(ns, id)
         args = self._args(rule, now, cost)
         name = rule.algorithm.name
