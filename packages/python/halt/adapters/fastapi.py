@@ -6,7 +6,7 @@ answers, and the response headers describe the most restrictive decision.
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, MutableMapping, Optional, Sequence, Union
+from typing import Any, Awaitable, Callable, Coroutine, MutableMapping, Optional, Sequence, Union
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -125,7 +125,8 @@ class HaltMiddleware:
     Example::
 
         app = FastAPI()
-        app.add_middleware(HaltMiddleware, limiter=RateLimiter(policy=presets.PUBLIC_API, trusted_proxies=["10.0.0.0/8"]))
+        limiter = RateLimiter(policy=presets.PUBLIC_API, trusted_proxies=["10.0.0.0/8"])
+        app.add_middleware(HaltMiddleware, limiter=limiter)
 
     ``get_user(scope)`` gives the user for the ``user``/``composite`` strategies (default: ``request.user``
     when it has an id, else ``request.state.user_id``); ``get_ip(scope)`` overrides the peer address;
@@ -234,14 +235,14 @@ class RateLimited(HTTPException):
 
 
 async def rate_limited_handler(request: Request, exc: Exception) -> Response:
-    """The exception handler for :class:`RateLimited`: ``app.add_exception_handler(RateLimited, rate_limited_handler)``."""
+    """The handler for :class:`RateLimited`: ``app.add_exception_handler(RateLimited, rate_limited_handler)``."""
     if not isinstance(exc, RateLimited):  # pragma: no cover - registered for RateLimited only
         raise exc
     return exc.response()
 
 
 #: ``FastAPI(exception_handlers=HALT_EXCEPTION_HANDLERS)``: route-limit rejections with Halt's JSON body.
-HALT_EXCEPTION_HANDLERS: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {
+HALT_EXCEPTION_HANDLERS: dict[Union[int, type[Exception]], Callable[[Request, Any], Coroutine[Any, Any, Response]]] = {
     RateLimited: rate_limited_handler
 }
 

@@ -1,4 +1,4 @@
-"""The framework-neutral HTTP layer: RequestView, client address (trusted proxies), exemptions, keys, headers and the 429 body.
+"""The framework-neutral HTTP layer: RequestView, client address, exemptions, keys, headers and the 429 body.
 
 Adapters (halt.adapters.fastapi, .flask, .django) map their framework onto it; the rules are the data in spec/http/.
 """

@@ -1,8 +1,8 @@
-"""Gate: one or several limiters applied to a request as adapters use them (first rejection wins, headers from the most restrictive)."""
+"""Gate: limiters applied to a request as adapters use them (first rejection wins; headers: the most restrictive)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Sequence, TypeVar, Union
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional, Sequence, TypeVar, Union, cast
 
 from typing_extensions import Protocol
 
@@ -17,7 +17,7 @@ __all__ = ["DECISION_KEY", "Gate", "HttpLimiter"]
 
 T = TypeVar("T")
 
-#: Where adapters remember, on the framework's request (ASGI scope, flask.g, Django request), what the response describes.
+#: Where adapters remember what the response describes (in the ASGI scope, flask.g or the Django request).
 DECISION_KEY = "halt.decision"
 
 
@@ -26,9 +26,13 @@ class HttpLimiter(Protocol):
 
     def check(self, key: Any, *, cost: Optional[float] = ..., algorithm: Optional[str] = ...) -> Decision: ...
 
-    def acheck(self, key: Any, *, cost: Optional[float] = ..., algorithm: Optional[str] = ...) -> Awaitable[Decision]: ...
+    def acheck(
+        self, key: Any, *, cost: Optional[float] = ..., algorithm: Optional[str] = ...
+    ) -> Awaitable[Decision]: ...
 
-    def write_headers(self, d: Decision, format: str, target: Any, set_header: Callable[[Any, str, str], None]) -> None: ...
+    def write_headers(
+        self, d: Decision, format: str, target: Any, set_header: Callable[[Any, str, str], None]
+    ) -> None: ...
 
     def has_policy(self, name: str) -> bool: ...
 
@@ -47,7 +51,7 @@ class Gate:
         d = await gate.acheck(view)    # async stores too
     """
 
-    __slots__ = ("format", "limiters", "_single")
+    __slots__ = ("_single", "format", "limiters")
 
     def __init__(
         self,
@@ -55,7 +59,7 @@ class Gate:
         headers: str = "standard",
         adapter: str = "HaltMiddleware",
     ) -> None:
-        items = list(limiter) if isinstance(limiter, (list, tuple)) else [limiter]
+        items: list[HttpLimiter] = list(limiter) if isinstance(limiter, (list, tuple)) else [cast(HttpLimiter, limiter)]
         if len(items) == 0 or any(not callable(getattr(x, "check", None)) for x in items):
             raise HaltConfigError(
                 "HALT_INVALID_LIMITER",

@@ -165,12 +165,12 @@ def more_restrictive(a: Decision, b: Decision) -> bool:
 
 
 def supersedes(d: Decision, previous: Optional[Decision]) -> bool:
-    """Whether a response already described by ``previous`` (an earlier limiter on the same request) should now describe ``d``."""
+    """Whether a response described by ``previous`` (an earlier limiter on the request) should now describe ``d``."""
     return previous is None or more_restrictive(d, previous)
 
 
 def _sf_string(s: str) -> str:
-    """An RFC 8941 sf-string: printable ASCII, ``"`` and ``\\`` escaped; other characters become ``_`` (one per UTF-16 unit)."""
+    """An RFC 8941 sf-string: printable ASCII, ``"`` and ``\\`` escaped; others become ``_`` (one per UTF-16 unit)."""
     out = ['"']
     for ch in s:
         c = ord(ch)

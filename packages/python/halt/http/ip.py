@@ -33,7 +33,7 @@ _MAPPED_PREFIX = 0xFFFF << 32
 
 
 class IpAddress(NamedTuple):
-    """A parsed address. IPv4 (and IPv4-mapped IPv6, ``::ffff:a.b.c.d``) is version 4; ``value`` is the unsigned integer."""
+    """A parsed address: IPv4 (and IPv4-mapped IPv6, ``::ffff:a.b.c.d``) is version 4; ``value`` is unsigned."""
 
     version: int
     value: int
@@ -224,7 +224,10 @@ def in_ranges(ranges: Sequence[Cidr], a: IpAddress) -> bool:
 
 
 # JavaScript's String.prototype.trim() set (WhiteSpace and LineTerminator), so both SDKs trim alike.
-JS_WHITESPACE = "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+JS_WHITESPACE = (
+    "\t\n\v\f\r \u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a"
+    "\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
 
 
 def _js_trim(s: str) -> str:
@@ -234,7 +237,14 @@ def _js_trim(s: str) -> str:
 #: Loopback ranges: ``127.0.0.0/8``, ``::1/128``.
 LOOPBACK_RANGES: tuple[str, ...] = ("127.0.0.0/8", "::1/128")
 #: Private and loopback ranges exempt by default (``exempt_private_ips``).
-PRIVATE_RANGES: tuple[str, ...] = ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7")
+PRIVATE_RANGES: tuple[str, ...] = (
+    "127.0.0.0/8",
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "::1/128",
+    "fc00::/7",
+)
 
 
 def _must(text: str) -> Cidr:

@@ -1,4 +1,4 @@
-"""Path exemptions: exact paths and ``/prefix/*`` patterns, matched only on canonical paths so no crafted path slips through."""
+"""Path exemptions: exact paths and ``/prefix/*`` patterns, matched on canonical paths only (no crafted path)."""
 
 from __future__ import annotations
 

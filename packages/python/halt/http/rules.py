@@ -10,7 +10,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, cast
 
 from typing_extensions import Literal
 
@@ -97,7 +97,7 @@ class AddrInfo:
     #: In the custom ``exemptions``.
     listed: bool
     trusted: bool
-    #: False when the forwarding chain was malformed or too long: the address is only the nearest trusted hop, never exempt.
+    #: False when the forwarding chain was malformed or too long: the address is the nearest trusted hop, never exempt.
     certain: bool = True
 
 
@@ -163,7 +163,7 @@ def default_user_id(user: Any) -> Any:
 
 
 def api_key_of(req: RequestView) -> Optional[str]:
-    """The API key of a request: ``X-API-Key``, else ``Authorization: Bearer <key>``. Over 4096 characters counts as none."""
+    """The API key of a request: ``X-API-Key``, else ``Authorization: Bearer <key>``; over 4096 characters: none."""
     k = req.header("x-api-key")
     if isinstance(k, str):
         k = k.strip(JS_WHITESPACE)
@@ -290,13 +290,19 @@ class HttpRules:
                 "HALT_INVALID_ON_MISSING_IDENTITY",
                 f"on_missing_identity must be 'ip', 'shared' or 'allow', got {missing!r}.",
             )
-        self.on_missing: MissingIdentity = missing
+        self.on_missing: MissingIdentity = cast(MissingIdentity, missing)
 
         secret = o.get("api_key_secret")
         self._secret_given = secret is not None
         self._hmac: Optional[Hmac] = None
         if secret is not None:
-            size = len(utf8(secret)) if isinstance(secret, str) else len(secret) if isinstance(secret, (bytes, bytearray)) else -1
+            size = (
+                len(utf8(secret))
+                if isinstance(secret, str)
+                else len(secret)
+                if isinstance(secret, (bytes, bytearray))
+                else -1
+            )
             if size < 16:
                 raise _fail(
                     "HALT_INVALID_API_KEY_SECRET",
@@ -324,7 +330,8 @@ class HttpRules:
             raise _fail(
                 "HALT_API_KEY_SECRET_REQUIRED",
                 f"policy '{policy_name}': key_strategy 'api_key' on a shared store needs api_key_secret, so that every "
-                "instance hashes an API key to the same storage key. Fix: api_key_secret=os.environ['HALT_API_KEY_SECRET'] "
+                "instance hashes an API key to the same storage key. "
+                "Fix: api_key_secret=os.environ['HALT_API_KEY_SECRET'] "
                 "(the same on every instance, at least 16 bytes).",
             )
 
@@ -358,7 +365,7 @@ class HttpRules:
             if trace is not None:
                 none = "" if self.trusted else " (no trusted_proxies configured)"
                 trace.append(f"peer {info.ip} is not a trusted proxy: it is the client{none}")
-            # Looking for the header of an unconfigured proxy: on the first 1024 requests from private peers, then every 64th.
+            # Look for an unconfigured proxy's header: on the first 1024 requests from private peers, then every 64th.
             if info.private and not self.trusted:
                 seen = self._private_seen
                 self._private_seen = seen + 1
@@ -370,7 +377,9 @@ class HttpRules:
         value = req.header(self.proxy_header)
         if not isinstance(value, str) or len(value) == 0:
             if trace is not None:
-                trace.append(f"peer {info.ip} is a trusted proxy but sent no {self.proxy_header}: the peer is the client")
+                trace.append(
+                    f"peer {info.ip} is a trusted proxy but sent no {self.proxy_header}: the peer is the client"
+                )
             return info
         if trace is not None:
             trace.append(f"peer {info.ip} is a trusted proxy: reading {self.proxy_header} right to left")
@@ -466,7 +475,7 @@ class HttpRules:
         cache = self._cache
         hit = cache.get(text, _MISS)
         if hit is not _MISS:
-            return hit  # type: ignore[return-value]
+            return cast(Optional[AddrInfo], hit)
         a = parse_ip(text)
         info: Optional[AddrInfo] = None
         if a is not None:
@@ -503,7 +512,7 @@ class HttpRules:
             return False
         try:
             return self.skip(req) is True
-        except Exception as e:  # noqa: BLE001 - user callback; reported once
+        except Exception as e:
             self.callback_failed("skip", e)
             return False
 
@@ -541,7 +550,7 @@ class HttpRules:
         if strategy == "custom":
             try:
                 v = self.key_extractor(req) if self.key_extractor is not None else None
-            except Exception as e:  # noqa: BLE001 - user callback; reported once
+            except Exception as e:
                 self.callback_failed("key_extractor", e)
                 return None
             s = _identity_text(v)
@@ -555,7 +564,7 @@ class HttpRules:
     def _user(self, req: RequestView) -> Optional[str]:
         try:
             v = self.user_id(req) if self.user_id is not None else default_user_id(req.user)
-        except Exception as e:  # noqa: BLE001 - user callback; reported once
+        except Exception as e:
             self.callback_failed("user_id", e)
             return None
         s = _identity_text(v)
@@ -583,4 +592,3 @@ class HttpRules:
             WarningCode.CALLBACK_FAILED,
             f"{name} raised ({e}); the request was {outcome}. Fix the function; this is reported once.",
         )
-

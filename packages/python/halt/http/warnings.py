@@ -1,7 +1,8 @@
-"""Soft warnings: problems noticed while serving (never raised), reported once per limiter and code, each one silenceable."""
+"""Soft warnings: problems noticed while serving (never raised), reported once per limiter and code, silenceable."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Callable, Mapping, Optional, Union
@@ -27,7 +28,7 @@ class WarningCode:
     POLICY_RESOLVER_FAILED = "HALT_POLICY_RESOLVER_FAILED"
     #: The ``cost`` function raised or returned something other than a finite number >= 0; the policy's cost was used.
     INVALID_REQUEST_COST = "HALT_INVALID_REQUEST_COST"
-    #: ``key_extractor``, ``user_id`` or ``skip`` raised; the request was treated as having no identity (or not skipped).
+    #: ``key_extractor``, ``user_id`` or ``skip`` raised; the request had no identity (or was not skipped).
     CALLBACK_FAILED = "HALT_CALLBACK_FAILED"
     #: The ``api_key`` strategy runs on a shared store with a per-process random secret.
     API_KEY_SECRET_NOT_SHARED = "HALT_API_KEY_SECRET_NOT_SHARED"
@@ -66,7 +67,8 @@ class Warnings:
     def __init__(self, on_warning: Optional[Callable[[HaltWarning], None]], validations: Optional[Validations]) -> None:
         if on_warning is not None and not callable(on_warning):
             raise HaltConfigError(
-                "HALT_INVALID_CALLBACK", f"on_warning must be a function (warning) -> None, got {type(on_warning).__name__}."
+                "HALT_INVALID_CALLBACK",
+                f"on_warning must be a function (warning) -> None, got {type(on_warning).__name__}.",
             )
         self._sink: Callable[[HaltWarning], None] = on_warning if on_warning is not None else _log_warning
         self._seen: set[str] = set()
@@ -89,14 +91,13 @@ class Warnings:
             )
 
     def pending(self, code: str) -> bool:
-        """Whether ``code`` is still worth checking (enabled and not yet reported): lets callers skip the detection work."""
+        """Whether ``code`` is still worth checking (enabled, not yet reported); else callers skip the detection."""
         return code not in self._seen and code not in self._off
 
     def warn(self, code: str, message: str) -> None:
         if not self.pending(code):
             return
         self._seen.add(code)
-        try:
+        # A raising logger must not turn a request into a 500.
+        with contextlib.suppress(Exception):
             self._sink(HaltWarning(code, message))
-        except Exception:  # noqa: BLE001 - a raising logger must not turn a request into a 500
-            pass

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
 from halt.http.headers import more_restrictive, rate_limit_headers, rejection_body, rejection_status
 from halt.http.ip import cidr_contains, format_ip, parse_cidr, parse_ip
-from tests.http.support import load_spec, spec_limiter, spec_view, to_decision, view, http_limiter
+from halt.stores.memory import InMemoryStore
+from tests.http.support import http_limiter, load_spec, spec_limiter, spec_view, to_decision, view
 
 REQUEST_FILES = ("client-ip.json", "keys.json", "exemptions.json")
 
@@ -42,7 +43,7 @@ def test_request_case(case: dict[str, Any]) -> None:
     if explained.exempt is not None:
         assert d.allowed and d.reason == "exempt"
         assert limiter.stats().total_checks == 0
-        assert limiter.store.size() == 0
+        assert cast(InMemoryStore, limiter.store).size() == 0
     else:
         assert d.allowed and d.remaining == 99
         assert explained.key is not None
