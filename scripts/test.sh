@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every test: lint, types, build, spec vectors and Redis scripts, unit and property tests, and the integration
-# tests on real servers (Redis, a 3-master Redis Cluster, PostgreSQL, Memcached, moto for DynamoDB, FerretDB for
+# Runs every test: lint, types, build, spec vectors and Redis scripts, unit and property tests, the Python SDK (ruff,
+# mypy, pytest in packages/python/.venv, made by scripts/python-env.sh), and the integration tests on real servers (Redis, a 3-master Redis Cluster, PostgreSQL, Memcached, moto for DynamoDB, FerretDB for
 # MongoDB: started here on loopback, stopped at the end).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,12 @@ python3 spec/tools/build_redis.py --check
 
 echo "== HTTP cases are what the reference generator makes"
 python3 spec/http/generate.py --check
+
+echo "== Python SDK: virtual environment from packages/python/pyproject.toml and constraints.txt"
+PYBIN=$(bash scripts/python-env.sh)
+
+echo "== Python SDK: lint (ruff) and types (mypy)"
+(cd packages/python && "$PYBIN/ruff" check . && "$PYBIN/ruff" format --check . && "$PYBIN/mypy")
 
 echo "== typecheck and build"
 npm run typecheck -w halt
@@ -47,3 +53,6 @@ echo "== tests"
 # The fault tests (a server killed mid-load, latencies measured) run last and one file at a time, with nothing else
 # competing for the two cores: see the test and test:faults scripts of packages/typescript.
 npm test -w halt
+
+echo "== Python SDK tests (pytest: spec vectors and HTTP cases, stores on the Redis servers, adapters, Node and Python on one Redis)"
+(cd packages/python && "$PYBIN/pytest" -q -p no:cacheprovider)
