@@ -179,10 +179,11 @@ class HaltMiddleware:
                     return
                 memo = scope.get(DECISION_KEY)
                 if memo is not None:
-                    headers = list(message.get("headers", ()))
-                    taken = {k for k, _ in _headers_of(memo[0], memo[1])}
-                    headers = [(k, v) for k, v in headers if k.lower() not in taken]
-                    headers.extend(_headers_of(memo[0], memo[1]))
+                    ours = _headers_of(memo[0], memo[1])
+                    taken = {k for k, _ in ours}
+                    # ASGI header names are lowercase; the limiter's headers replace any the app set.
+                    headers = [h for h in message.get("headers", ()) if h[0] not in taken]
+                    headers.extend(ours)
                     message = {**message, "headers": headers}
             await send(message)
 
