@@ -73,6 +73,7 @@ class InMemoryStore:
         #: The rule last seen per namespace: expiry is computed with it.
         self._rules: dict[str, Rule] = {}
         self._last_now: float = 0
+        self._last_rule: Optional[Rule] = None
         self._stop: Optional[threading.Event] = None
         if sweep_interval > 0:
             self._stop = threading.Event()
@@ -85,8 +86,9 @@ class InMemoryStore:
     def consume(self, ns: str, id: str, rule: Rule, now: float, cost: float) -> Outcome:
         if now > self._last_now:
             self._last_now = now
-        if self._rules.get(ns) is not rule:
+        if rule is not self._last_rule:
             self._rules[ns] = rule
+            self._last_rule = rule
         shard = self._shards[hash(id) % self._n]
         key = (ns, id)
         with shard.lock:
