@@ -12,6 +12,7 @@ import itertools
 import math
 import sys
 import time
+from math import ceil as _ceil
 from typing import Any, Awaitable, Callable, Hashable, Optional, TypeVar, Union, cast
 
 from halt.core.errors import HaltConfigError, RateLimitExceeded
@@ -266,6 +267,8 @@ class RateLimiter:
         self._fallback: Optional[InMemoryStore] = None
         self._allowed = _Counter()
         self._blocked = _Counter()
+        self._fast = self._local
+        self._consume: Callable[[str, str, Rule, float, float], Outcome] = cast(Store, store).consume
 
     # ---- public API -------------------------------------------------------------------------------------
 
@@ -290,9 +293,28 @@ class RateLimiter:
 
             limiter.check("user:42", cost=5)
         """
+        if self._fast and type(key) is str and algorithm is None:
+            # The hot path (in-memory store, string key): the same steps as below, without the branches.
+            rule = self.rule
+            c = rule.cost if cost is None else _checked_cost(cost)
+            o = self._consume(rule.ns, key, rule, self._clock(), c)
+            d = Decision(
+                o.allowed,
+                rule.limit,
+                o.remaining,
+                _ceil(o.reset_at_ms / 1000),
+                _ceil(o.retry_after_ms / 1000),
+                rule.name,
+                o.reason,
+                o.delay_ms / 1000,
+            )
+            (self._allowed if o.allowed else self._blocked).bump()
+            if self._decision_hooks:
+                self._emit_decision(DecisionEvent(key, c, d, None, None))
+            return d
         if not self._sync:
             self._async_only("check")
-        if type(key) is not str and not isinstance(key, str):
+        if not isinstance(key, str):
             return self._check_request(key, cost, algorithm, "check")
         rule = self.rule if algorithm is None else self._override(algorithm)
         c = rule.cost if cost is None else _checked_cost(cost)

@@ -5,7 +5,7 @@ State [blocked_until, window_start, count].
 
 from __future__ import annotations
 
-import math
+from math import floor
 from typing import TYPE_CHECKING
 
 from halt.core.algorithms.kernel import EPS, AlgorithmImpl, State, cost_exceeds_capacity, units_left
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 
 def _init(now: float, rule: Rule) -> State:
-    return [0, math.floor(now / rule.window_ms) * rule.window_ms, 0]
+    return [0, floor(now / rule.window_ms) * rule.window_ms, 0]
 
 
 def _idle_at(s: State, rule: Rule) -> float:
@@ -26,7 +26,7 @@ def _idle_at(s: State, rule: Rule) -> float:
 def _step(s: State, now: float, cost: float, rule: Rule) -> Outcome:
     limit = rule.limit
     w = rule.window_ms
-    ws = math.floor(now / w) * w
+    ws = floor(now / w) * w
     start = s[1]
     count = s[2]
     if ws > start:

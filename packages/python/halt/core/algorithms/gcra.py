@@ -5,7 +5,7 @@ State [blocked_until, tat]. Times are compared with a slack of at most 1 µs (sp
 
 from __future__ import annotations
 
-import math
+from math import ceil, floor
 from typing import TYPE_CHECKING
 
 from halt.core.algorithms.kernel import AlgorithmImpl, State, cost_exceeds_capacity
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def _left(t: float, now: float, tau: float, emission: float, slack: float) -> int:
     """Whole units left when the theoretical arrival time is ``t``."""
-    return max(0, math.floor((tau - (t - now) + slack) / emission))
+    return max(0, floor((tau - (t - now) + slack) / emission))
 
 
 def _init(now: float, rule: Rule) -> State:
@@ -25,7 +25,7 @@ def _init(now: float, rule: Rule) -> State:
 
 
 def _idle_at(s: State, rule: Rule) -> float:
-    return math.ceil(s[1])
+    return ceil(s[1])
 
 
 def _step(s: State, now: float, cost: float, rule: Rule) -> Outcome:
@@ -37,13 +37,13 @@ def _step(s: State, now: float, cost: float, rule: Rule) -> Outcome:
     at = tat - tau if tat - tau > now else now
     base = tat if tat > at else at
     if cost > rule.burst:
-        return cost_exceeds_capacity(rule, _left(base, at, tau, t, slack), math.ceil(base))
+        return cost_exceeds_capacity(rule, _left(base, at, tau, t, slack), ceil(base))
     new_tat = base + cost * t
     if new_tat - at - tau <= slack:
         s[1] = new_tat
-        return Outcome(True, _left(new_tat, at, tau, t, slack), math.ceil(new_tat), 0, None, 0)
-    retry = math.ceil(new_tat - tau - now - slack)
-    return Outcome(False, _left(base, at, tau, t, slack), math.ceil(base), retry, "limit", 0)
+        return Outcome(True, _left(new_tat, at, tau, t, slack), ceil(new_tat), 0, None, 0)
+    retry = ceil(new_tat - tau - now - slack)
+    return Outcome(False, _left(base, at, tau, t, slack), ceil(base), retry, "limit", 0)
 
 
 gcra = AlgorithmImpl("gcra", "gcra", False, lambda rule: 2, _init, _idle_at, _step)

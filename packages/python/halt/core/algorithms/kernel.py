@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+from math import floor
 from typing import TYPE_CHECKING, Callable, List, Optional, Sequence, Tuple
 
 from halt.core.types import Outcome
@@ -50,7 +50,7 @@ class AlgorithmImpl:
 
 def units_left(capacity: float, used: float) -> int:
     """Whole units left of ``capacity`` when ``used`` are taken: ``max(0, floor(capacity - used + EPS))``."""
-    return max(0, math.floor(capacity - used + EPS))
+    return max(0, floor(capacity - used + EPS))
 
 
 def cost_exceeds_capacity(rule: Rule, remaining: int, reset_at_ms: float) -> Outcome:

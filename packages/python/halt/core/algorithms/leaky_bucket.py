@@ -6,7 +6,7 @@ State [blocked_until, level, last_ms].
 
 from __future__ import annotations
 
-import math
+from math import ceil
 from typing import TYPE_CHECKING
 
 from halt.core.algorithms.kernel import EPS, AlgorithmImpl, State, cost_exceeds_capacity, units_left
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 def _drained(level: float, r: float) -> float:
     """Milliseconds until ``level`` units have drained."""
-    return 0 if level <= EPS else math.ceil((level - EPS) / r)
+    return 0 if level <= EPS else ceil((level - EPS) / r)
 
 
 def _init(now: float, rule: Rule) -> State:
@@ -48,7 +48,7 @@ def _step(s: State, now: float, cost: float, rule: Rule) -> Outcome:
         level += cost
         s[1] = level
         return Outcome(True, units_left(b, level), last + _drained(level, r), 0, None, delay)
-    retry = wait + math.ceil((level + cost - b - EPS) / r)
+    retry = wait + ceil((level + cost - b - EPS) / r)
     return Outcome(False, units_left(b, level), last + _drained(level, r), retry, "limit", 0)
 
 

@@ -6,7 +6,7 @@ than ``limit`` (spec/README.md explains why). State [blocked_until, cur, n_0 .. 
 
 from __future__ import annotations
 
-import math
+from math import ceil, floor
 from typing import TYPE_CHECKING
 
 from halt.core.algorithms.kernel import EPS, AlgorithmImpl, State, cost_exceeds_capacity, units_left
@@ -21,12 +21,12 @@ def _reset_at(s: State, k: int, p: int, b: float, now: float) -> float:
     n = p + 1
     for i in range(k, k - p - 1, -1):
         if s[2 + i % n] > 0:
-            return math.ceil((i + p + 1) * b)
+            return ceil((i + p + 1) * b)
     return now
 
 
 def _init(now: float, rule: Rule) -> State:
-    s: State = [0, math.floor(now / rule.bucket_ms)]
+    s: State = [0, floor(now / rule.bucket_ms)]
     s.extend(0 for _ in range(rule.precision + 1))
     return s
 
@@ -43,7 +43,7 @@ def _step(s: State, now: float, cost: float, rule: Rule) -> Outcome:
     b = rule.bucket_ms
     limit = rule.limit
     cur = int(s[1])
-    k = math.floor(now / b)
+    k = floor(now / b)
     if k > cur:
         last = min(k, cur + n)
         for i in range(cur + 1, last + 1):
@@ -58,7 +58,7 @@ def _step(s: State, now: float, cost: float, rule: Rule) -> Outcome:
         return cost_exceeds_capacity(rule, units_left(limit, used), _reset_at(s, k, p, b, now))
     if used + cost <= limit + EPS:
         s[2 + k % n] += cost
-        remaining = max(0, math.floor(limit - used - cost + EPS))
+        remaining = max(0, floor(limit - used - cost + EPS))
         return Outcome(True, remaining, _reset_at(s, k, p, b, now), 0, None, 0)
     left = used
     i = k - p
@@ -67,7 +67,7 @@ def _step(s: State, now: float, cost: float, rule: Rule) -> Outcome:
         if left + cost <= limit + EPS:
             break
         i += 1
-    retry = math.ceil((i + p + 1) * b - now)
+    retry = ceil((i + p + 1) * b - now)
     return Outcome(False, units_left(limit, used), _reset_at(s, k, p, b, now), retry, "limit", 0)
 
 

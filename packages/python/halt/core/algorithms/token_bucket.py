@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+from math import ceil, floor
 from typing import TYPE_CHECKING
 
 from halt.core.algorithms.kernel import EPS, AlgorithmImpl, State, cost_exceeds_capacity
@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 def _full_at(tokens: float, b: float, r: float, last: float) -> float:
     """When the bucket is full again."""
-    return last if tokens + EPS >= b else last + math.ceil((b - tokens - EPS) / r)
+    return last if tokens + EPS >= b else last + ceil((b - tokens - EPS) / r)
 
 
 def _init(now: float, rule: Rule) -> State:
@@ -31,20 +31,25 @@ def _step(s: State, now: float, cost: float, rule: Rule) -> Outcome:
     tokens = s[1]
     last = s[2]
     if now > last:
-        tokens = min(b, tokens + (now - last) * r)
+        tokens += (now - last) * r
+        if tokens > b:
+            tokens = b
         last = now
         s[1] = tokens
         s[2] = now
+    if cost > b:
+        return cost_exceeds_capacity(rule, floor(tokens + EPS), _full_at(tokens, b, r, last))
+    if tokens + EPS >= cost:
+        tokens -= cost
+        if tokens < 0:
+            tokens = 0
+        s[1] = tokens
+        full = last if tokens + EPS >= b else last + ceil((b - tokens - EPS) / r)
+        return Outcome(True, floor(tokens + EPS), full, 0, None, 0)
     # A clock that stepped back: refill resumes only at last_ms.
     wait = last - now if last > now else 0
-    if cost > b:
-        return cost_exceeds_capacity(rule, math.floor(tokens + EPS), _full_at(tokens, b, r, last))
-    if tokens + EPS >= cost:
-        tokens = max(0, tokens - cost)
-        s[1] = tokens
-        return Outcome(True, math.floor(tokens + EPS), _full_at(tokens, b, r, last), 0, None, 0)
-    retry = wait + math.ceil((cost - tokens - EPS) / r)
-    return Outcome(False, math.floor(tokens + EPS), _full_at(tokens, b, r, last), retry, "limit", 0)
+    retry = wait + ceil((cost - tokens - EPS) / r)
+    return Outcome(False, floor(tokens + EPS), _full_at(tokens, b, r, last), retry, "limit", 0)
 
 
 token_bucket = AlgorithmImpl("token_bucket", "tb", False, lambda rule: 3, _init, _idle_at, _step)
