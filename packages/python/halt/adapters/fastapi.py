@@ -105,8 +105,14 @@ def _headers_of(d: Decision, gate: Gate) -> list[tuple[bytes, bytes]]:
     return out
 
 
+_NAMES: dict[str, bytes] = {}
+
+
 def _append_header(target: list[tuple[bytes, bytes]], name: str, value: str) -> None:
-    target.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    raw = _NAMES.get(name)
+    if raw is None:
+        raw = _NAMES[name] = name.lower().encode("latin-1")  # a handful of names: RateLimit-*, Retry-After
+    target.append((raw, value.encode("latin-1")))
 
 
 async def _sleep(seconds: float) -> None:
