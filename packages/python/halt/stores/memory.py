@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from typing import Optional, Tuple
@@ -74,14 +75,8 @@ class InMemoryStore:
         self._rules: dict[str, Rule] = {}
         self._last_now: float = 0
         self._last_rule: Optional[Rule] = None
-        self._stop: Optional[threading.Event] = None
         if sweep_interval > 0:
-            self._stop = threading.Event()
-            thread = threading.Thread(
-                target=_sweep, args=(weakref.ref(self), self._stop, sweep_interval / 1000), daemon=True
-            )
-            thread.name = "halt-memory-sweep"
-            thread.start()
+            _SWEEPER.add(self, sweep_interval / 1000)
 
     def consume(self, ns: str, id: str, rule: Rule, now: float, cost: float) -> Outcome:
         if now > self._last_now:
@@ -148,10 +143,8 @@ class InMemoryStore:
         return removed
 
     def close(self) -> None:
-        """Stop the sweep thread. The store stays usable."""
-        if self._stop is not None:
-            self._stop.set()
-            self._stop = None
+        """Stop the periodic sweep of this store. The store stays usable."""
+        _SWEEPER.remove(self)
 
     def _expired(self, key: _Key, s: State, now: float) -> bool:
         rule = self._rules.get(key[0])
@@ -176,11 +169,43 @@ class InMemoryStore:
         shard.add(key, s)
 
 
-def _sweep(ref: weakref.ref[InMemoryStore], stop: threading.Event, every_s: float) -> None:
-    """The sweep thread: holds the store only weakly, so an unused store is still collected."""
-    while not stop.wait(every_s):
-        store = ref()
-        if store is None:
-            return
-        store.cleanup_expired()
-        del store
+class _Sweeper:
+    """One daemon thread sweeping every store that asked for it, each at its own interval. It holds the stores
+    weakly, so an unused store is still collected (and one thread serves any number of stores)."""
+
+    def __init__(self) -> None:
+        self._due: weakref.WeakKeyDictionary[InMemoryStore, list[float]] = weakref.WeakKeyDictionary()
+        self._cv = threading.Condition()
+        self._thread: Optional[threading.Thread] = None
+
+    def add(self, store: InMemoryStore, every_s: float) -> None:
+        with self._cv:
+            self._due[store] = [every_s, time.monotonic() + every_s]
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="halt-memory-sweep", daemon=True)
+                self._thread.start()
+            self._cv.notify()
+
+    def remove(self, store: InMemoryStore) -> None:
+        with self._cv:
+            self._due.pop(store, None)
+
+    def sweep_due(self, now: float) -> Optional[float]:
+        """Sweep the stores whose time has come (monotonic seconds ``now``); return when the next one is due."""
+        with self._cv:
+            due = [store for store, (_, at) in list(self._due.items()) if at <= now]
+            for store in due:
+                self._due[store][1] = now + self._due[store][0]
+        for store in due:
+            store.cleanup_expired()
+        with self._cv:
+            return min((at for _, at in self._due.values()), default=None)
+
+    def _run(self) -> None:
+        while True:
+            nxt = self.sweep_due(time.monotonic())
+            with self._cv:
+                self._cv.wait(None if nxt is None else max(0.0, nxt - time.monotonic()))
+
+
+_SWEEPER = _Sweeper()

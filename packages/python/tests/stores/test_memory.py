@@ -9,6 +9,7 @@ import pytest
 
 from halt import HaltConfigError, InMemoryStore, Policy, RateLimiter
 from halt.core.policy import compile_policy
+from halt.stores.memory import _Sweeper
 from tests.support import FakeClock, assert_state, case_id, expected_fields, outcome_fields, to_policy, vector_cases
 
 CASES = vector_cases()
@@ -114,10 +115,24 @@ def test_layout_change_and_namespaces() -> None:
     assert store.size() == 0
 
 
-def test_sweep_thread_runs_and_stops() -> None:
-    store = InMemoryStore(sweep_interval=10_000)
-    assert any(t.name == "halt-memory-sweep" for t in threading.enumerate())
-    store.close()
+def test_one_sweep_thread_serves_every_store() -> None:
+    stores = [InMemoryStore(sweep_interval=10_000) for _ in range(20)]
+    assert sum(t.name == "halt-memory-sweep" for t in threading.enumerate()) == 1
+    for s in stores:
+        s.close()
+
+
+def test_the_sweep_removes_expired_keys_at_each_interval() -> None:
+    sweeper = _Sweeper()  # driven with explicit times here; the module's one runs on a daemon thread
+    store = InMemoryStore(sweep_interval=0)
+    sweeper._due[store] = [10.0, 110.0]  # every 10 s, next at t = 110 s (monotonic)
+    rule = compile_policy(Policy(limit=5, window=1))
+    store.consume(rule.ns, "a", rule, 1_700_000_000_000, 1)
+    store.consume(rule.ns, "b", rule, 1_700_000_001_000, 1)  # the store's latest time: "a" has expired
+    assert sweeper.sweep_due(109.0) == 110.0 and store.size() == 2
+    assert sweeper.sweep_due(110.0) == 120.0 and store.size() == 1
+    del store
+    assert sweeper.sweep_due(200.0) is None  # a collected store leaves the sweep
 
 
 def test_options_are_validated() -> None:
