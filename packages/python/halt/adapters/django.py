@@ -16,7 +16,7 @@ from django.http import HttpRequest, HttpResponse
 
 from ..core.errors import HaltConfigError
 from ..core.types import Decision
-from ..http.gate import Gate, HttpLimiter
+from ..http.gate import Gate, HttpLimiter, check_callbacks
 from ..http.headers import more_restrictive, rejection_body, rejection_status
 from .wsgi import EnvironRequestView
 
@@ -27,7 +27,7 @@ Limiters = Union[HttpLimiter, Sequence[HttpLimiter]]
 GetUser = Callable[[HttpRequest], Any]
 _MEMO = "_halt_decision"
 #: Adapter options in settings.HALT; every other key is a RateLimiter option.
-_ADAPTER_KEYS = ("limiter", "headers", "get_user")
+_ADAPTER_KEYS = ("limiter", "headers", "get_user", "on_limited")
 
 
 def django_user(request: HttpRequest) -> Any:
@@ -51,10 +51,16 @@ def _remember(request: HttpRequest, d: Decision, gate: Gate) -> None:
         setattr(request, _MEMO, (d, gate))
 
 
-def _rejection(d: Decision, gate: Gate) -> HttpResponse:
-    response = HttpResponse(
-        rejection_body(d), status=rejection_status(d), content_type="application/json; charset=utf-8"
-    )
+OnLimited = Callable[[HttpRequest, Decision], HttpResponse]
+
+
+def _rejection(request: HttpRequest, d: Decision, gate: Gate, on_limited: Optional[OnLimited]) -> HttpResponse:
+    if on_limited is not None:
+        response = on_limited(request, d)
+    else:
+        response = HttpResponse(
+            rejection_body(d), status=rejection_status(d), content_type="application/json; charset=utf-8"
+        )
     gate.write_headers(d, response, _set_header)
     return response
 
@@ -66,11 +72,13 @@ def _describe(request: HttpRequest, response: HttpResponse) -> HttpResponse:
     return response
 
 
-def _after_check(request: HttpRequest, d: Decision, gate: Gate) -> Optional[HttpResponse]:
+def _after_check(
+    request: HttpRequest, d: Decision, gate: Gate, on_limited: Optional[OnLimited]
+) -> Optional[HttpResponse]:
     if d.reason == "exempt":
         return None
     _remember(request, d, gate)
-    return None if d.allowed else _rejection(d, gate)
+    return None if d.allowed else _rejection(request, d, gate, on_limited)
 
 
 def _needs_user(gate: Gate) -> bool:
@@ -85,14 +93,16 @@ def _needs_user(gate: Gate) -> bool:
 class _Checker:
     """One gate applied to Django requests, sync or async."""
 
-    def __init__(self, gate: Gate, get_user: Optional[GetUser]) -> None:
+    def __init__(self, gate: Gate, get_user: Optional[GetUser], on_limited: Optional[OnLimited] = None) -> None:
+        check_callbacks("halt.adapters.django", get_user=get_user, on_limited=on_limited)
         self.gate = gate
+        self.on_limited = on_limited
         self.get_user = get_user or django_user
         self.prefetch = get_user is None and _needs_user(gate)
 
     def check(self, request: HttpRequest) -> Optional[HttpResponse]:
         d = self.gate.check(_view(request, self.get_user))
-        rejected = _after_check(request, d, self.gate)
+        rejected = _after_check(request, d, self.gate, self.on_limited)
         if rejected is None and d.allowed and d.delay > 0:
             time.sleep(d.delay)  # leaky bucket shaping: this worker serves the request after the delay
         return rejected
@@ -104,7 +114,7 @@ class _Checker:
         else:
             view = _view(request, self.get_user)
         d = await self.gate.acheck(view)
-        rejected = _after_check(request, d, self.gate)
+        rejected = _after_check(request, d, self.gate, self.on_limited)
         if rejected is None and d.allowed and d.delay > 0:
             await asyncio.sleep(d.delay)
         return rejected
@@ -138,23 +148,27 @@ class _HaltMiddlewareBase:
 
 
 def create_halt_middleware(
-    limiter: Limiters, headers: str = "standard", get_user: Optional[GetUser] = None
+    limiter: Limiters,
+    headers: str = "standard",
+    get_user: Optional[GetUser] = None,
+    on_limited: Optional[OnLimited] = None,
 ) -> type[_HaltMiddlewareBase]:
     """A Django middleware class enforcing ``limiter`` (or several: the first rejection wins) on every request.
 
     Exempt requests pass untouched; admitted ones get rate-limit headers; rejected ones get 429 (503 when the
-    store is down and the limiter fails closed), ``Retry-After`` and the JSON body.
+    store is down and the limiter fails closed), ``Retry-After`` and the JSON body, or ``on_limited(request,
+    decision)``'s response (the rate-limit headers and ``Retry-After`` are added).
 
     Example (``myproject/middleware.py``, then ``MIDDLEWARE = [..., "myproject.middleware.RateLimit"]`` after
     AuthenticationMiddleware when keying by user)::
 
         RateLimit = create_halt_middleware(RateLimiter(policy=presets.PUBLIC_API, trusted_proxies=["10.0.0.0/8"]))
     """
-    checker = _Checker(Gate(limiter, headers, "create_halt_middleware"), get_user)
+    checker = _Checker(Gate(limiter, headers, "create_halt_middleware"), get_user, on_limited)
     return type("HaltDjangoMiddleware", (_HaltMiddlewareBase,), {"_checker": checker})
 
 
-def limiter_from_settings(config: Any) -> tuple[Limiters, str, Optional[GetUser]]:
+def limiter_from_settings(config: Any) -> tuple[Limiters, str, Optional[GetUser], Optional[OnLimited]]:
     """The limiter and adapter options of ``settings.HALT``: ``{"limiter": ...}`` or RateLimiter options."""
     if not isinstance(config, dict):
         raise HaltConfigError(
@@ -164,8 +178,7 @@ def limiter_from_settings(config: Any) -> tuple[Limiters, str, Optional[GetUser]
         )
     headers = config.get("headers", "standard")
     get_user = config.get("get_user")
-    if get_user is not None and not callable(get_user):
-        raise HaltConfigError("HALT_INVALID_CALLBACK", "settings.HALT['get_user'] must be a function of the request.")
+    on_limited = config.get("on_limited")
     if "limiter" in config:
         extra = sorted(k for k in config if k not in _ADAPTER_KEYS)
         if extra:
@@ -174,11 +187,11 @@ def limiter_from_settings(config: Any) -> tuple[Limiters, str, Optional[GetUser]
                 f"settings.HALT: with 'limiter' the limiter options belong to it, not to HALT (found {extra}). "
                 "Fix: RateLimiter(policy=..., trusted_proxies=...) inside 'limiter', or drop 'limiter'.",
             )
-        return config["limiter"], headers, get_user
+        return config["limiter"], headers, get_user, on_limited
     from ..core.limiter import RateLimiter
 
     options = {k: v for k, v in config.items() if k not in _ADAPTER_KEYS}
-    return RateLimiter(**options), headers, get_user
+    return RateLimiter(**options), headers, get_user, on_limited
 
 
 class HaltMiddleware(_HaltMiddlewareBase):
@@ -190,18 +203,23 @@ class HaltMiddleware(_HaltMiddlewareBase):
         MIDDLEWARE = [..., "halt.adapters.django.HaltMiddleware"]
 
     ``HALT`` holds RateLimiter options (``policy``, ``store``, ``trusted_proxies``, ...) or a ready
-    ``"limiter"``, plus the adapter's ``headers`` and ``get_user``.
+    ``"limiter"``, plus the adapter's ``headers``, ``get_user`` and ``on_limited``.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         from django.conf import settings
 
-        limiter, headers, get_user = limiter_from_settings(getattr(settings, "HALT", None))
-        self._checker = _Checker(Gate(limiter, headers, "HaltMiddleware"), get_user)
+        limiter, headers, get_user, on_limited = limiter_from_settings(getattr(settings, "HALT", None))
+        self._checker = _Checker(Gate(limiter, headers, "HaltMiddleware"), get_user, on_limited)
         super().__init__(get_response)
 
 
-def limit(limiter: Limiters, headers: str = "standard", get_user: Optional[GetUser] = None) -> Callable[[F], F]:
+def limit(
+    limiter: Limiters,
+    headers: str = "standard",
+    get_user: Optional[GetUser] = None,
+    on_limited: Optional[OnLimited] = None,
+) -> Callable[[F], F]:
     """Decorate a Django view (sync or async) with its own limit, on top of the middleware's if any.
 
     Example::
@@ -209,7 +227,7 @@ def limit(limiter: Limiters, headers: str = "standard", get_user: Optional[GetUs
         @limit(RateLimiter(policy=presets.AUTH_ENDPOINTS))
         def login(request): ...
     """
-    checker = _Checker(Gate(limiter, headers, "limit"), get_user)
+    checker = _Checker(Gate(limiter, headers, "limit"), get_user, on_limited)
 
     def decorate(view: F) -> F:
         if iscoroutinefunction(view):

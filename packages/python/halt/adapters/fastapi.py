@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from ..core.types import Decision
-from ..http.gate import DECISION_KEY, Gate, HttpLimiter
+from ..http.gate import DECISION_KEY, Gate, HttpLimiter, check_callbacks
 from ..http.headers import more_restrictive, rejection_body, rejection_status
 from ..http.rules import default_user_id
 
@@ -150,6 +150,7 @@ class HaltMiddleware:
     ) -> None:
         self.app = app
         self.gate = Gate(limiter, headers, "HaltMiddleware")
+        check_callbacks("HaltMiddleware", get_user=get_user, get_ip=get_ip, on_limited=on_limited)
         self.get_user = get_user
         self.get_ip = get_ip
         self.on_limited = on_limited
@@ -272,6 +273,7 @@ def create_limiter_dependency(
         async def login(): ...
     """
     gate = Gate(limiter, headers, "create_limiter_dependency")
+    check_callbacks("create_limiter_dependency", get_user=get_user)
 
     async def halt_limit(request: Request, response: Response) -> None:
         scope = request.scope

@@ -9,7 +9,7 @@ from typing import Any, Callable, Optional, Sequence, TypeVar, Union, cast
 from flask import Flask, Response, current_app, g, make_response, request
 
 from ..core.types import Decision
-from ..http.gate import Gate, HttpLimiter
+from ..http.gate import Gate, HttpLimiter, check_callbacks
 from ..http.headers import more_restrictive, rejection_body, rejection_status
 from .wsgi import EnvironRequestView
 
@@ -36,9 +36,15 @@ def _remember(d: Decision, gate: Gate) -> None:
         setattr(g, _MEMO, (d, gate))
 
 
-def _rejection(d: Decision, gate: Gate) -> Response:
-    response = Response(rejection_body(d), status=rejection_status(d), mimetype="application/json")
-    response.headers["Content-Type"] = "application/json; charset=utf-8"
+OnLimited = Callable[[Decision], Any]
+
+
+def _rejection(d: Decision, gate: Gate, on_limited: Optional[OnLimited]) -> Response:
+    if on_limited is not None:
+        response = make_response(on_limited(d))
+    else:
+        response = Response(rejection_body(d), status=rejection_status(d), mimetype="application/json")
+        response.headers["Content-Type"] = "application/json; charset=utf-8"
     gate.write_headers(d, response, _set_header)
     return response
 
@@ -50,14 +56,14 @@ def _describe(response: Response) -> Response:
     return response
 
 
-def _decide(gate: Gate, get_user: Callable[[], Any]) -> Optional[Response]:
+def _decide(gate: Gate, get_user: Callable[[], Any], on_limited: Optional[OnLimited]) -> Optional[Response]:
     """Check the current request; a response when it is rejected, None to go on."""
     d = gate.check(EnvironRequestView(request.environ, get_user))
     if d.reason == "exempt":
         return None
     _remember(d, gate)
     if not d.allowed:
-        return _rejection(d, gate)
+        return _rejection(d, gate, on_limited)
     if d.delay > 0:
         time.sleep(d.delay)  # leaky bucket shaping: this worker serves the request after the delay
     return None
@@ -76,7 +82,8 @@ class HaltFlask:
         HaltFlask(app, limiter=RateLimiter(policy=presets.PUBLIC_API, trusted_proxies=["10.0.0.0/8"]))
 
     ``get_user()`` gives the user for the ``user``/``composite`` strategies (default ``g.user``, else
-    ``g.user_id``). ``init_app(app)`` is supported for application factories.
+    ``g.user_id``); ``on_limited(decision)`` returns your own rejection (any view return value; the rate-limit
+    headers and ``Retry-After`` are added). ``init_app(app)`` is supported for application factories.
     """
 
     def __init__(
@@ -85,11 +92,14 @@ class HaltFlask:
         limiter: Optional[Limiters] = None,
         headers: str = "standard",
         get_user: Optional[Callable[[], Any]] = None,
+        on_limited: Optional[OnLimited] = None,
     ) -> None:
         if limiter is None:
             limiter = []  # Gate reports it
         self.gate = Gate(limiter, headers, "HaltFlask")
+        check_callbacks("HaltFlask", get_user=get_user, on_limited=on_limited)
         self.get_user = get_user or flask_user
+        self.on_limited = on_limited
         if app is not None:
             self.init_app(app)
 
@@ -99,11 +109,14 @@ class HaltFlask:
         app.extensions["halt"] = self
 
     def _before(self) -> Optional[Response]:
-        return _decide(self.gate, self.get_user)
+        return _decide(self.gate, self.get_user, self.on_limited)
 
 
 def limit(
-    limiter: Limiters, headers: str = "standard", get_user: Optional[Callable[[], Any]] = None
+    limiter: Limiters,
+    headers: str = "standard",
+    get_user: Optional[Callable[[], Any]] = None,
+    on_limited: Optional[OnLimited] = None,
 ) -> Callable[[F], F]:
     """Decorate a view with its own limit (on top of HaltFlask's, if any).
 
@@ -114,12 +127,13 @@ def limit(
         def login(): ...
     """
     gate = Gate(limiter, headers, "limit")
+    check_callbacks("limit", get_user=get_user, on_limited=on_limited)
     user_of = get_user or flask_user
 
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def limited(*args: Any, **kwargs: Any) -> Any:
-            rejected = _decide(gate, user_of)
+            rejected = _decide(gate, user_of, on_limited)
             if rejected is not None:
                 return rejected
             return _describe(make_response(current_app.ensure_sync(view)(*args, **kwargs)))

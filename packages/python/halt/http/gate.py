@@ -13,7 +13,7 @@ from .request import RequestView
 if TYPE_CHECKING:
     from ..core.types import Decision
 
-__all__ = ["DECISION_KEY", "Gate", "HttpLimiter"]
+__all__ = ["DECISION_KEY", "Gate", "HttpLimiter", "check_callbacks"]
 
 T = TypeVar("T")
 
@@ -116,6 +116,15 @@ class Gate:
             if has is not None and has(policy):
                 return limiter
         return self.limiters[0]
+
+
+def check_callbacks(adapter: str, **callbacks: object) -> None:
+    """Raise HaltConfigError for an adapter option that should be a function and is not."""
+    for name, fn in callbacks.items():
+        if fn is not None and not callable(fn):
+            raise HaltConfigError(
+                "HALT_INVALID_CALLBACK", f"{adapter}: {name} must be a function, got {type(fn).__name__}."
+            )
 
 
 def _pick(d: Decision, best: Optional[Decision]) -> Decision:

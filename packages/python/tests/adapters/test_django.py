@@ -77,6 +77,10 @@ api_limiter = http_limiter(Policy(name="api", limit=2, window=60))[0]
 ApiLimit = create_halt_middleware(api_limiter)
 user_limiter = http_limiter(Policy(name="user", limit=1, window=60, key_strategy="user"))[0]
 UserLimit = create_halt_middleware(user_limiter)
+custom_limiter = http_limiter(Policy(name="custom", limit=1, window=60))[0]
+CustomLimit = create_halt_middleware(
+    custom_limiter, on_limited=lambda request, d: HttpResponse(f"slow down, {d.policy}", status=429)
+)
 # The async test client's peer is always 127.0.0.1: count it.
 async_limiter = http_limiter(Policy(name="async", limit=1, window=60), exempt_private_ips=False)[0]
 AsyncLimit = create_halt_middleware(async_limiter, headers="legacy")
@@ -84,7 +88,7 @@ AsyncLimit = create_halt_middleware(async_limiter, headers="legacy")
 
 @pytest.fixture(autouse=True)
 def fresh_limiters() -> None:
-    for limiter in (api_limiter, user_limiter, async_limiter, login_limiter):
+    for limiter in (api_limiter, user_limiter, async_limiter, login_limiter, custom_limiter):
         limiter.clear()
 
 
@@ -162,3 +166,15 @@ async def test_async_stack() -> None:
     r2 = await c.get("/async/items")
     assert r1.status_code == 200 and r1["X-RateLimit-Limit"] == "1" and r1["X-RateLimit-Remaining"] == "0"
     assert r2.status_code == 429 and r2["Retry-After"] == "60" and r2.content.decode().startswith('{"error"')
+
+
+@override_settings(MIDDLEWARE=[f"{__name__}.CustomLimit"])
+def test_on_limited_returns_your_rejection_with_the_headers() -> None:
+    c = Client(REMOTE_ADDR=PEER)
+    c.get("/api/items")
+    r = c.get("/api/items")
+    assert r.status_code == 429 and r.content == b"slow down, custom"
+    assert r["Retry-After"] == "60" and r["RateLimit-Limit"] == "1"
+    with pytest.raises(HaltConfigError) as e:
+        create_halt_middleware(custom_limiter, on_limited="429")  # type: ignore[arg-type]
+    assert e.value.code == "HALT_INVALID_CALLBACK"

@@ -243,3 +243,28 @@ async def test_real_uvicorn_server_on_loopback() -> None:
     assert first.status_code == 200 and first.headers["ratelimit-remaining"] == "0"
     assert second.status_code == 429 and second.headers["retry-after"] == "60"
     assert own.status_code == 200 and "ratelimit-limit" not in own.headers
+
+
+async def test_on_limited_sends_your_rejection_with_the_headers() -> None:
+    from starlette.responses import JSONResponse
+
+    limiter, _, _ = http_limiter(Policy(name="api", limit=1, window=60))
+    app = FastAPI()
+    app.add_middleware(
+        HaltMiddleware,
+        limiter=limiter,
+        on_limited=lambda scope, d: JSONResponse({"slow": "down", "policy": d.policy}, status_code=429),
+    )
+
+    @app.get("/x")
+    async def x() -> str:
+        return "x"
+
+    async with client(app) as c:
+        await c.get("/x")
+        r = await c.get("/x")
+    assert r.status_code == 429 and r.json() == {"slow": "down", "policy": "api"}
+    assert r.headers["retry-after"] == "60" and r.headers["ratelimit-limit"] == "1"
+    with pytest.raises(HaltConfigError) as e:
+        HaltMiddleware(app, limiter=limiter, on_limited="429")  # type: ignore[arg-type]
+    assert e.value.code == "HALT_INVALID_CALLBACK"

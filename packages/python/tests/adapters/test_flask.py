@@ -131,3 +131,18 @@ def test_real_server_on_loopback() -> None:
     assert first.status_code == 200 and first.headers["ratelimit-remaining"] == "0"
     assert second.status_code == 429 and second.text.startswith('{"error":"rate_limit_exceeded"')
     assert odd.status_code == 200 and odd.headers["ratelimit-remaining"] == "0"
+
+
+def test_on_limited_returns_your_rejection_with_the_headers() -> None:
+    limiter, _, _ = http_limiter(Policy(name="api", limit=1, window=60))
+    app = Flask(__name__)
+    HaltFlask(app, limiter=limiter, on_limited=lambda d: ({"slow": "down", "retry": d.retry_after}, 429))
+    app.add_url_rule("/x", "x", lambda: "x")
+    c = app.test_client()
+    c.get("/x", environ_base=PEER)
+    r = c.get("/x", environ_base=PEER)
+    assert r.status_code == 429 and r.get_json() == {"slow": "down", "retry": 60}
+    assert r.headers["Retry-After"] == "60" and r.headers["RateLimit-Limit"] == "1"
+    with pytest.raises(HaltConfigError) as e:
+        HaltFlask(Flask(__name__), limiter=limiter, on_limited=429)  # type: ignore[arg-type]
+    assert e.value.code == "HALT_INVALID_CALLBACK"
