@@ -268,3 +268,28 @@ async def test_on_limited_sends_your_rejection_with_the_headers() -> None:
     with pytest.raises(HaltConfigError) as e:
         HaltMiddleware(app, limiter=limiter, on_limited="429")  # type: ignore[arg-type]
     assert e.value.code == "HALT_INVALID_CALLBACK"
+
+
+async def test_a_shaping_leaky_bucket_delays_admitted_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The middleware waits the decision's delay before passing the request on (the wait itself is recorded)."""
+    import halt.adapters.fastapi as adapter
+
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(adapter, "_sleep", record)
+    policy = Policy(name="s", limit=2, window=2, burst=3, algorithm="leaky_bucket", leaky_mode="shaping")
+    limiter, _, _ = http_limiter(policy)
+    app = FastAPI()
+    app.add_middleware(HaltMiddleware, limiter=limiter)
+
+    @app.get("/x")
+    async def x() -> str:
+        return "x"
+
+    async with client(app) as c:
+        codes = [(await c.get("/x")).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    assert waits == [1.0, 2.0]
