@@ -11,8 +11,12 @@ from typing import Any
 
 import pytest
 import redis
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from halt import HaltConfigError, Policy, RateLimiter
+from halt.core.failover import StoreTimeoutError
 from halt.core.policy import compile_policy
 from halt.stores.redis import SCRIPTS, SHA1, AsyncRedisStore, RedisStore, storage_key
 from halt.stores.redis.store import num_arg
@@ -23,6 +27,7 @@ from tests.support import (
     case_id,
     expected_fields,
     outcome_fields,
+    redis_url,
     to_policy,
     vector_cases,
 )
@@ -205,7 +210,8 @@ def test_options_are_validated() -> None:
 
 @pytest.mark.parametrize("mode", ["fallback", "open", "closed"])
 def test_failover_when_redis_is_unreachable(mode: str) -> None:
-    dead = redis.Redis(port=1, socket_connect_timeout=0.2)  # nothing listens on port 1
+    # Nothing listens on port 1; no client-side retries, so each failure is one refused connect.
+    dead = redis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
     errors: list[Any] = []
 
     class Errors:
@@ -235,10 +241,43 @@ def test_failover_when_redis_is_unreachable(mode: str) -> None:
 async def test_async_failover_times_out(prefix: str) -> None:
     import redis.asyncio
 
-    dead = redis.asyncio.Redis(port=1)
+    dead = redis.asyncio.Redis(port=1, retry=AsyncRetry(NoBackoff(), 0))
     limiter = RateLimiter(
         policy=Policy(limit=2, window=60), store=AsyncRedisStore(dead, prefix=prefix), on_store_error="closed"
     )
     d = await limiter.acheck("a")
     assert (d.allowed, d.reason, d.retry_after) == (False, "store_error", 1)
     await dead.aclose()
+
+
+async def test_a_slow_redis_takes_the_failure_path_after_the_timeout(prefix: str) -> None:
+    import redis.asyncio
+
+    url = redis_url()
+    if url is None:
+        pytest.skip("HALT_TEST_REDIS_URL not set")
+    client = redis.asyncio.Redis.from_url(url)
+    errors: list[Any] = []
+
+    class Errors:
+        def on_error(self, event: Any) -> None:
+            errors.append(event.error)
+
+    limiter = RateLimiter(
+        policy=Policy(limit=2, window=60),
+        store=AsyncRedisStore(client, prefix=prefix),
+        timeout=50,
+        on_store_error="open",
+        telemetry=Errors(),
+    )
+    assert (await limiter.acheck("a")).reason is None  # connected, script loaded
+    admin = redis.Redis.from_url(url)
+    admin.execute_command("CLIENT", "PAUSE", "400", "ALL")  # Redis answers nobody for 400 ms
+    try:
+        d = await limiter.acheck("a")
+    finally:
+        admin.execute_command("CLIENT", "UNPAUSE")
+        admin.close()
+    assert (d.allowed, d.reason) == (True, "store_error")
+    assert len(errors) == 1 and isinstance(errors[0], StoreTimeoutError)
+    await client.aclose()
