@@ -90,6 +90,14 @@ def fastapi_apps() -> dict[str, Any]:
     a.add_exception_handler(RateLimitExceeded, _rate_limit_exceeded_handler)  # type: ignore[arg-type]
     a.add_middleware(SlowAPIMiddleware)
     apps["fastapi + slowapi"] = a
+
+    from slowapi.middleware import SlowAPIASGIMiddleware
+
+    a = base()
+    a.state.limiter = Limiter(key_func=get_remote_address, default_limits=[f"{BIG}/minute"], headers_enabled=True)
+    a.add_exception_handler(RateLimitExceeded, _rate_limit_exceeded_handler)  # type: ignore[arg-type]
+    a.add_middleware(SlowAPIASGIMiddleware)
+    apps["fastapi + slowapi (ASGI middleware)"] = a
     return apps
 
 
@@ -247,7 +255,8 @@ def table(framework: str, samples: dict[str, list[float]], peer: str) -> tuple[l
         over = "" if name.endswith(" bare") else us(m - bare)
         rows.append(f"| {name} | {us(m)} | {us(min(xs))}-{us(max(xs))} | {1e9 / m:,.0f} | {over} |")
     halt = med[f"{framework} + halt"] - bare
-    other = med[f"{framework} + {peer}"] - bare
+    # The peer at its best: the fastest of its variants.
+    other = min(m for name, m in med.items() if name.startswith(f"{framework} + {peer}")) - bare
     return rows, {"halt": halt, "peer": other}
 
 
@@ -279,7 +288,8 @@ def main() -> None:
         ratio = over["peer"] / over["halt"] if over["halt"] > 0 else float("inf")
         met = "yes" if over["halt"] < over["peer"] else "no"
         targets.append(
-            f"| {framework}: Halt's overhead below {peer}'s | {met} | {us(over['halt'])} vs {us(over['peer'])}: "
+            f"| {framework}: Halt's overhead below {peer}'s (its fastest setup) | {met} | "
+            f"{us(over['halt'])} vs {us(over['peer'])}: "
             f"{ratio:.2f}x less |"
         )
     lines += ["| target | met | measured |", "| --- | --- | --- |", *targets, ""]
