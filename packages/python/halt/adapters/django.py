@@ -130,6 +130,8 @@ class _HaltMiddlewareBase:
         self._async = iscoroutinefunction(get_response)
         if self._async:
             markcoroutinefunction(self)
+        else:
+            self._checker.gate.require_sync(type(self).__name__)
 
     def __call__(self, request: HttpRequest) -> Any:
         if self._async:
@@ -240,6 +242,8 @@ def limit(
                 return _describe(request, await view(request, *args, **kwargs))
 
             return cast(F, alimited)
+
+        checker.gate.require_sync("limit")  # a sync view
 
         @functools.wraps(view)
         def limited(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:

@@ -96,7 +96,7 @@ class HaltFlask:
     ) -> None:
         if limiter is None:
             limiter = []  # Gate reports it
-        self.gate = Gate(limiter, headers, "HaltFlask")
+        self.gate = Gate(limiter, headers, "HaltFlask", sync_only=True)
         check_callbacks("HaltFlask", get_user=get_user, on_limited=on_limited)
         self.get_user = get_user or flask_user
         self.on_limited = on_limited
@@ -126,7 +126,7 @@ def limit(
         @limit(RateLimiter(policy=presets.AUTH_ENDPOINTS))
         def login(): ...
     """
-    gate = Gate(limiter, headers, "limit")
+    gate = Gate(limiter, headers, "limit", sync_only=True)
     check_callbacks("limit", get_user=get_user, on_limited=on_limited)
     user_of = get_user or flask_user
 

@@ -42,7 +42,8 @@ class Gate:
 
     Limiters are checked in order; the first rejection stops the rest (they consume nothing). When all admit,
     the response describes the most restrictive decision; a request exempt under every limiter gets
-    ``reason='exempt'``.
+    ``reason='exempt'``. ``sync_only``: the adapter only calls ``check`` (WSGI), so an asyncio store is refused
+    here, at configuration, rather than failing each request.
 
     Example::
 
@@ -58,6 +59,7 @@ class Gate:
         limiter: Union[HttpLimiter, Sequence[HttpLimiter]],
         headers: str = "standard",
         adapter: str = "HaltMiddleware",
+        sync_only: bool = False,
     ) -> None:
         items: list[HttpLimiter] = list(limiter) if isinstance(limiter, (list, tuple)) else [cast(HttpLimiter, limiter)]
         if len(items) == 0 or any(not callable(getattr(x, "check", None)) for x in items):
@@ -72,8 +74,22 @@ class Gate:
                 f"{adapter}: headers must be 'standard', 'ietf', 'legacy' or 'none', got {headers!r}.",
             )
         self.limiters: tuple[HttpLimiter, ...] = tuple(items)
+        if sync_only:
+            self.require_sync(adapter)
         self.format: str = headers
         self._single: Optional[HttpLimiter] = items[0] if len(items) == 1 else None
+
+    def require_sync(self, adapter: str) -> None:
+        """Raise HALT_ASYNC_STORE if a limiter's store answers only in async code (the caller is synchronous)."""
+        for x in self.limiters:
+            store = getattr(x, "store", None)
+            if getattr(store, "synchronous", True) is False:
+                raise HaltConfigError(
+                    "HALT_ASYNC_STORE",
+                    f"{adapter}: this code path is synchronous, but a limiter's store ({type(store).__name__}) "
+                    "answers only in async code. Fix: give it a synchronous store (InMemoryStore, RedisStore), "
+                    "or run it async (FastAPI, Django under ASGI, an async Django view).",
+                )
 
     def check(self, req: RequestView) -> Decision:
         """The governing decision for ``req`` (synchronous limiters)."""

@@ -178,3 +178,24 @@ def test_on_limited_returns_your_rejection_with_the_headers() -> None:
     with pytest.raises(HaltConfigError) as e:
         create_halt_middleware(custom_limiter, on_limited="429")  # type: ignore[arg-type]
     assert e.value.code == "HALT_INVALID_CALLBACK"
+
+
+def test_an_asyncio_store_is_refused_on_the_sync_path_and_taken_on_the_async_one() -> None:
+    import redis.asyncio
+
+    from halt.core.limiter import RateLimiter
+    from halt.stores.redis import AsyncRedisStore
+
+    limiter = RateLimiter(policy=Policy(limit=1, window=60), store=AsyncRedisStore(redis.asyncio.Redis()))
+    middleware = create_halt_middleware(limiter)
+    with pytest.raises(HaltConfigError) as e:
+        middleware(lambda request: HttpResponse())
+    assert e.value.code == "HALT_ASYNC_STORE"
+
+    async def get_response(request: HttpRequest) -> HttpResponse:
+        return HttpResponse()
+
+    middleware(get_response)  # under ASGI the middleware awaits the store
+    with pytest.raises(HaltConfigError):
+        limit(limiter)(items)
+    limit(limiter)(aitems)

@@ -146,3 +146,16 @@ def test_on_limited_returns_your_rejection_with_the_headers() -> None:
     with pytest.raises(HaltConfigError) as e:
         HaltFlask(Flask(__name__), limiter=limiter, on_limited=429)  # type: ignore[arg-type]
     assert e.value.code == "HALT_INVALID_CALLBACK"
+
+
+def test_an_asyncio_store_is_refused_at_configuration() -> None:
+    import redis.asyncio
+
+    from halt.core.limiter import RateLimiter
+    from halt.stores.redis import AsyncRedisStore
+
+    limiter = RateLimiter(policy=Policy(limit=1, window=60), store=AsyncRedisStore(redis.asyncio.Redis()))
+    for make in (lambda: HaltFlask(Flask(__name__), limiter=limiter), lambda: limit(limiter)):
+        with pytest.raises(HaltConfigError) as e:
+            make()
+        assert e.value.code == "HALT_ASYNC_STORE"
