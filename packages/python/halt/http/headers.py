@@ -44,21 +44,40 @@ def is_header_format(f: object) -> bool:
 
 
 def js_number(x: float) -> str:
-    """A number as JavaScript's ``String(x)`` writes it (``42``, not ``42.0``), so headers match the TypeScript SDK."""
+    """A number as JavaScript's ``String(x)`` writes it (``42``, not ``42.0``; ``0.00001``; ``1e+21``).
+
+    Both languages print the shortest digits that round-trip; only the layout differs (ECMA-262 Number::toString),
+    so identities and headers made of numbers are the same text in both SDKs.
+    """
     if isinstance(x, int):
         return str(x)
-    if math.isfinite(x) and x == math.floor(x) and abs(x) < 1e21:
-        return str(int(x))
-    if math.isnan(x):
+    if x != x:
         return "NaN"
-    if math.isinf(x):
+    if x in (math.inf, -math.inf):
         return "Infinity" if x > 0 else "-Infinity"
-    r = repr(x)
-    if "e" in r:
-        mant, exp = r.split("e")
-        sign = "-" if exp.startswith("-") else "+"
-        return f"{mant}e{sign}{int(exp.lstrip('+-'))}"
-    return r
+    if x == 0:
+        return "0"
+    sign = "-" if x < 0 else ""
+    mantissa, _, exp_text = repr(abs(x)).partition("e")
+    exp = int(exp_text) if exp_text else 0
+    whole, _, frac = mantissa.partition(".")
+    if whole.strip("0") == "":
+        zeros = len(frac) - len(frac.lstrip("0"))
+        digits, n = frac.lstrip("0"), exp - zeros
+    else:
+        digits, n = (whole + frac).lstrip("0"), len(whole.lstrip("0")) + exp
+    digits = digits.rstrip("0") or "0"
+    k = len(digits)
+    if k <= n <= 21:
+        out = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        out = f"{digits[:n]}.{digits[n:]}"
+    elif -6 < n <= 0:
+        out = "0." + "0" * (-n) + digits
+    else:
+        e = n - 1
+        out = digits[0] + ("." + digits[1:] if k > 1 else "") + ("e+" if e >= 0 else "e-") + str(abs(e))
+    return sign + out
 
 
 def _whole(x: float) -> str:
