@@ -54,14 +54,22 @@ class AsgiRequestView:
     """A RequestView over an ASGI HTTP scope. The client is the socket's peer (``scope["client"]``);
     the path is the raw, undecoded one the server received (exemptions match canonical paths only)."""
 
-    __slots__ = ("_get_user", "scope")
+    __slots__ = ("_get_ip", "_get_user", "scope")
 
-    def __init__(self, scope: Scope, get_user: Optional[Callable[[Scope], Any]] = None) -> None:
+    def __init__(
+        self,
+        scope: Scope,
+        get_user: Optional[Callable[[Scope], Any]] = None,
+        get_ip: Optional[Callable[[Scope], Optional[str]]] = None,
+    ) -> None:
         self.scope = scope
         self._get_user = get_user
+        self._get_ip = get_ip
 
     @property
     def ip(self) -> Optional[str]:
+        if self._get_ip is not None:
+            return self._get_ip(self.scope)
         client = self.scope.get("client")
         return client[0] if client else None
 
@@ -160,10 +168,7 @@ class HaltMiddleware:
             await self.app(scope, receive, send)
             return
         scope[_MIDDLEWARE_KEY] = True
-        if self.get_ip is not None:
-            ip = self.get_ip(scope)
-            scope["client"] = (ip, 0) if ip else None
-        d = await self.gate.acheck(AsgiRequestView(scope, self.get_user))
+        d = await self.gate.acheck(AsgiRequestView(scope, self.get_user, self.get_ip))
         if d.reason != "exempt":
             _remember(scope, d, self.gate)
             if not d.allowed:
@@ -259,6 +264,7 @@ def create_limiter_dependency(
     limiter: Limiters,
     headers: str = "standard",
     get_user: Optional[Callable[[Scope], Any]] = None,
+    get_ip: Optional[Callable[[Scope], Optional[str]]] = None,
 ) -> Callable[[Request, Response], Awaitable[None]]:
     """A FastAPI dependency enforcing ``limiter`` (or several) on the routes that depend on it.
 
@@ -273,11 +279,11 @@ def create_limiter_dependency(
         async def login(): ...
     """
     gate = Gate(limiter, headers, "create_limiter_dependency")
-    check_callbacks("create_limiter_dependency", get_user=get_user)
+    check_callbacks("create_limiter_dependency", get_user=get_user, get_ip=get_ip)
 
     async def halt_limit(request: Request, response: Response) -> None:
         scope = request.scope
-        d = await gate.acheck(AsgiRequestView(scope, get_user))
+        d = await gate.acheck(AsgiRequestView(scope, get_user, get_ip))
         if d.reason == "exempt":
             return
         behind_middleware = scope.get(_MIDDLEWARE_KEY) is True

@@ -293,3 +293,22 @@ async def test_a_shaping_leaky_bucket_delays_admitted_requests(monkeypatch: pyte
         codes = [(await c.get("/x")).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 429]
     assert waits == [1.0, 2.0]
+
+
+async def test_get_ip_names_the_peer_without_touching_the_scope() -> None:
+    limiter, _, _ = http_limiter(Policy(name="api", limit=1, window=60))
+    app = FastAPI()
+    app.add_middleware(
+        HaltMiddleware, limiter=limiter, get_ip=lambda scope: dict(scope["headers"]).get(b"cf-ip", b"").decode()
+    )
+
+    @app.get("/x")
+    async def x(request: Request) -> dict[str, Any]:
+        return {"client": request.client.host if request.client else None}
+
+    async with client(app) as c:
+        a = await c.get("/x", headers={"cf-ip": "198.51.100.1"})
+        b = await c.get("/x", headers={"cf-ip": "198.51.100.1"})
+        other = await c.get("/x", headers={"cf-ip": "198.51.100.2"})
+    assert (a.status_code, b.status_code, other.status_code) == (200, 429, 200)
+    assert a.json() == {"client": CLIENT[0]}  # the app still sees the socket's peer
