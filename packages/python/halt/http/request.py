@@ -86,7 +86,10 @@ def path_of(url: str) -> str:
     if not isinstance(url, str) or len(url) == 0:
         return "/"
     start = 0
-    if url[0] != "/":
+    if url[0] == "/":
+        if "?" not in url and "#" not in url:
+            return url  # the common case: already a path
+    else:
         scheme = url.find("://")
         if scheme < 0:
             return url
