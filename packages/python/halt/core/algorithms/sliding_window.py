@@ -6,7 +6,9 @@ than ``limit`` (spec/README.md explains why). State [blocked_until, cur, n_0 .. 
 
 from __future__ import annotations
 
+from functools import reduce
 from math import ceil, floor
+from operator import add
 from typing import TYPE_CHECKING
 
 from halt.core.algorithms.kernel import EPS, AlgorithmImpl, State, cost_exceeds_capacity, units_left
@@ -51,15 +53,17 @@ def _step(s: State, now: float, cost: float, rule: Rule) -> Outcome:
         s[1] = k
     else:
         k = cur
-    used = 0.0
-    for i in range(2, 2 + n):  # slot order n_0 .. n_P, left to right
-        used += s[i]
+    # Slot order n_0 .. n_P, left to right, plain additions (no compensated summation, unlike sum() on 3.12+).
+    used = reduce(add, s[2 : 2 + n], 0)
     if cost > limit:
         return cost_exceeds_capacity(rule, units_left(limit, used), _reset_at(s, k, p, b, now))
     if used + cost <= limit + EPS:
-        s[2 + k % n] += cost
-        remaining = max(0, floor(limit - used - cost + EPS))
-        return Outcome(True, remaining, _reset_at(s, k, p, b, now), 0, None, 0)
+        slot = 2 + k % n
+        s[slot] += cost
+        remaining = floor(limit - used - cost + EPS)
+        # The newest bucket is usually the one just taken from: then it alone decides reset_at.
+        reset = ceil((k + p + 1) * b) if s[slot] > 0 else _reset_at(s, k, p, b, now)
+        return Outcome(True, remaining if remaining > 0 else 0, reset, 0, None, 0)
     left = used
     i = k - p
     while i <= k:
