@@ -9,6 +9,11 @@ PY="${PYTHON:-python3}"
   echo "python-env: Python 3.9 or later is needed ($PY is $("$PY" --version 2>&1))" >&2
   exit 1
 }
+# Debian's python3 ships venv (and its ensurepip) separately: install it when missing, as the servers are.
+if ! "$PY" -c 'import venv, ensurepip' 2>/dev/null && command -v apt-get >/dev/null; then
+  echo "python-env: installing python3-venv (apt-get)" >&2
+  (apt-get install -y -qq python3-venv >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3-venv; }) >&2
+fi
 stamp=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 if [[ ! -x .venv/bin/python || "$(cat .venv/.halt-stamp 2>/dev/null)" != "$stamp" ]]; then
   echo "python-env: installing packages/python[dev,fastapi,flask,django,redis] into packages/python/.venv" >&2
