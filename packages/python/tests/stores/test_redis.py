@@ -178,7 +178,7 @@ async def test_many_tasks_on_one_key(async_client: Any, prefix: str) -> None:
     await limiter.aclear()
 
 
-def test_sync_calls_on_an_async_store_say_what_to_do(prefix: str) -> None:
+async def test_sync_calls_on_an_async_store_say_what_to_do(prefix: str) -> None:
     import redis.asyncio
 
     limiter = RateLimiter(policy=Policy(limit=1, window=1), store=AsyncRedisStore(redis.asyncio.Redis(), prefix=prefix))
@@ -187,7 +187,7 @@ def test_sync_calls_on_an_async_store_say_what_to_do(prefix: str) -> None:
     assert e.value.code == "HALT_ASYNC_STORE" and "acheck" in str(e.value)
 
 
-def test_options_are_validated() -> None:
+async def test_options_are_validated() -> None:  # async: redis.asyncio clients need a loop on 3.9
     import redis.asyncio
 
     client = redis.Redis()
