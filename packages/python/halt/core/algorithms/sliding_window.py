@@ -54,7 +54,7 @@ def _step(s: State, now: float, cost: float, rule: Rule) -> Outcome:
     else:
         k = cur
     # Slot order n_0 .. n_P, left to right, plain additions (no compensated summation, unlike sum() on 3.12+).
-    used = reduce(add, s[2 : 2 + n], 0)
+    used: float = reduce(add, s[2 : 2 + n], 0.0)
     if cost > limit:
         return cost_exceeds_capacity(rule, units_left(limit, used), _reset_at(s, k, p, b, now))
     if used + cost <= limit + EPS:
