@@ -32,11 +32,12 @@ def _step(s: State, now: float, cost: float, rule: Rule) -> Outcome:
     last = s[2]
     if now > last:
         tokens += (now - last) * r
-        if tokens > b:
-            tokens = b
         last = now
-        s[1] = tokens
         s[2] = now
+    # Clamped also when no time passed: a state saved under a larger burst (the policy was changed) holds at most B.
+    if tokens > b:
+        tokens = b
+    s[1] = tokens
     if cost > b:
         return cost_exceeds_capacity(rule, floor(tokens + EPS), _full_at(tokens, b, r, last))
     if tokens + EPS >= cost:
