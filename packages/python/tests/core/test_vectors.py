@@ -32,3 +32,12 @@ def test_vector(pair: tuple[str, dict[str, Any]]) -> None:
         if "state" in step["expect"]:
             assert state is not None
             assert_state(state, step["expect"]["state"])
+
+
+def test_token_bucket_clamps_a_state_saved_under_a_larger_burst() -> None:
+    """A policy lowered from burst 10 to 5: the saved 10 tokens count as 5, even with no time passed (as in TS)."""
+    big = compile_policy(to_policy("token_bucket", {"policy": {"limit": 10, "window": 10}}))
+    small = compile_policy(to_policy("token_bucket", {"policy": {"limit": 5, "window": 10}}))
+    state, _ = evaluate(None, 1_700_000_000_000, 0, big)
+    _, out = evaluate(state, 1_700_000_000_000, 1, small)
+    assert out.allowed and out.remaining == 4
