@@ -87,8 +87,10 @@ const STORES = {
     title: 'Memcached (Debian memcached)',
     env: 'HALT_TEST_MEMCACHED_URL',
     async contenders(url) {
-      const legacy = new Memcached(url) // rate-limiter-flexible takes the `memcached` package's client
-      const client = new MemcacheClient({ server: url })
+      // rate-limiter-flexible takes the `memcached` package's client (a pool of up to 10 connections by default);
+      // memcache-client opens one connection unless told: both get 10.
+      const legacy = new Memcached(url, { poolSize: 10 })
+      const client = new MemcacheClient({ server: { server: url, maxConnections: Number(process.env.BENCH_MC_CONNECTIONS ?? 10) } })
       return {
         contenders: [
           [

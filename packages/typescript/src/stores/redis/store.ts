@@ -130,6 +130,8 @@ export class RedisStore implements Store {
    * checks of every request that arrived in this turn go together, and an idle process sends at once.
    */
   private opened: Batch[] = []
+  /** Script calls sent and not answered yet. */
+  private inflight = 0
 
   constructor(options: RedisStoreOptions) {
     if (options === null || typeof options !== 'object' || options.client === undefined) {
@@ -277,14 +279,17 @@ export class RedisStore implements Store {
       }
     }
     const nowArg = this.time === 'server' ? '' : String(now)
-    const b = this.maxBatch === 1 ? new Batch(info, nowArg, now, 0) : this.batchFor(info, key, nowArg, now)
+    // Nothing in flight and nothing queued: no call to coalesce with, so this check goes at once (as Nagle's
+    // algorithm sends when nothing is unacknowledged). Checks made while calls are in flight wait for the batch.
+    const alone = this.maxBatch === 1 || (this.inflight === 0 && this.opened.length === 0)
+    const b = alone ? new Batch(info, nowArg, now, 0) : this.batchFor(info, key, nowArg, now)
     b.keys.push(key)
     b.costs.push(peek ? 'peek' : cost === 1 ? '1' : String(cost))
     const p = new Promise<Outcome>((resolve, reject) => {
       b.resolves.push(resolve)
       b.rejects.push(reject)
     })
-    if (this.maxBatch === 1) this.send(b, 0, 1)
+    if (alone) this.send(b, 0, 1)
     return p
   }
 
@@ -364,6 +369,7 @@ export class RedisStore implements Store {
     args[0] = b.nowArg
     for (let i = 0; i < params.length; i++) args[1 + i] = params[i] as string
     for (let i = from; i < to; i++) args[1 + params.length + i - from] = b.costs[i] as string
+    this.inflight++
     const fail = (error: unknown) => {
       for (let i = from; i < to; i++) (b.rejects[i] as (e: unknown) => void)(error)
     }
@@ -377,18 +383,33 @@ export class RedisStore implements Store {
     const load = () => {
       this.counters.calls++
       this.counters.scriptLoads++
-      call(() => this.adapter.eval(script.text, keys, args)).then((reply) => {
-        script.loaded = true
-        done(reply)
-      }, fail)
+      call(() => this.adapter.eval(script.text, keys, args)).then(
+        (reply) => {
+          this.inflight--
+          script.loaded = true
+          done(reply)
+        },
+        (error) => {
+          this.inflight--
+          fail(error)
+        },
+      )
     }
     if (!script.loaded) {
       load()
       return
     }
     this.counters.calls++
-    call(() => this.adapter.evalsha(script.sha, keys, args)).then(done, (error) =>
-      String((error as Error)?.message).startsWith('NOSCRIPT') ? load() : fail(error),
+    call(() => this.adapter.evalsha(script.sha, keys, args)).then(
+      (reply) => {
+        this.inflight--
+        done(reply)
+      },
+      (error) => {
+        if (String((error as Error)?.message).startsWith('NOSCRIPT')) return load()
+        this.inflight--
+        fail(error)
+      },
     )
   }
 
