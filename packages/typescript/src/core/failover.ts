@@ -55,8 +55,8 @@ interface Pending {
 
 /**
  * Per-call timeouts with one timer. Every call of a limiter has the same timeout, so deadlines come in the
- * order calls start: a FIFO whose head is the next to expire, and one timer armed for it. A timer per call
- * (setTimeout, clearTimeout, Promise.race) cost more than the rest of a check's client side.
+ * order calls start: a FIFO whose head is the next to expire, and one timer armed for it, instead of a
+ * setTimeout, a clearTimeout and a Promise.race per call.
  */
 export class Deadlines {
   private queue: Pending[] = []

@@ -48,14 +48,13 @@ export interface Statements {
   /** $1 key -> state, version, expires_at */
   read: string
   /**
-   * Insert, or overwrite an expired row: $1 key, $2 state, $3 expires_at, $4 now, $5 new version. Returns the row as it
-   * stands after the statement: with `version` = $5 when it wrote, else the live row that stands in the way.
+   * Insert, or overwrite an expired row: $1 key, $2 state, $3 expires_at, $4 now, $5 new version. Returns `version` = $5
+   * when it wrote (state and expires_at null), else the live row that stands in the way.
    */
   insert: string
   /**
-   * Overwrite the row if its version is still $4: $1 key, $2 state, $3 expires_at, $5 new version. Returns the row as
-   * it stands after the statement (`version` = $5 when it wrote); no row when there is none (deleted, or a concurrent
-   * insert not visible yet).
+   * Overwrite the row if its version is still $4: $1 key, $2 state, $3 expires_at, $5 new version. Returns as `insert`;
+   * no row when there is none (deleted, or a concurrent insert not visible yet).
    */
   update: string
   /** Under a row lock, in a transaction: $1 key. */
@@ -83,17 +82,20 @@ export function statements(table: string): Statements {
   const won = 't.version = $4::bigint'
   const expired = 't.expires_at <= $4::float8'
   const minute = (ms: string) => `floor(${ms} / 60000)::bigint`
+  // The row only when the write lost (a won write returns its version alone: nothing to parse).
+  const returning = (mine: string) =>
+    `RETURNING t.version, CASE WHEN t.version = ${mine} THEN NULL ELSE t.state END AS state, CASE WHEN t.version = ${mine} THEN NULL ELSE t.expires_at END AS expires_at`
   return {
     read: `SELECT state, version, expires_at FROM ${t} WHERE key = $1`,
     insert: `INSERT INTO ${t} AS t (key, state, version, expires_at, expires_min) VALUES ($1, $2::float8[], $5::bigint, $3::float8, ${minute('$3::float8')})
       ON CONFLICT (key) DO UPDATE SET state = ${unless(expired, 'excluded.state', 't.state')},
         version = ${unless(expired, 'excluded.version', 't.version')}, expires_at = ${unless(expired, 'excluded.expires_at', 't.expires_at')},
         expires_min = ${unless(expired, 'excluded.expires_min', 't.expires_min')}
-      RETURNING t.state, t.version, t.expires_at`,
+      ${returning('$5::bigint')}`,
     update: `UPDATE ${t} AS t SET state = ${unless(won, '$2::float8[]', 't.state')}, version = ${unless(won, '$5::bigint', 't.version')},
         expires_at = ${unless(won, '$3::float8', 't.expires_at')}, expires_min = ${unless(won, minute('$3::float8'), 't.expires_min')}
       WHERE t.key = $1
-      RETURNING t.state, t.version, t.expires_at`,
+      ${returning('$5::bigint')}`,
     lock: `SELECT state, version, expires_at FROM ${t} WHERE key = $1 FOR UPDATE`,
     lockedInsert: `INSERT INTO ${t} (key, state, version, expires_at, expires_min) VALUES ($1, $2::float8[], $4::bigint, $3::float8, ${minute('$3::float8')})
       ON CONFLICT (key) DO NOTHING RETURNING version`,

@@ -22,8 +22,9 @@ export interface RedisStoreOptions {
    */
   time?: 'client' | 'server'
   /**
-   * Checks made in the same turn of the event loop (the requests that arrived together), on the same policy (and
-   * on a Cluster, the same hash slot), go to Redis together: one script call per up to this many keys. `true` (default) is 32: under load, several
+   * Checks made in the same turn of the event loop (the requests that arrived together) while script calls are in
+   * flight, on the same policy (and on a Cluster, the same hash slot), go to Redis together: one script call per up
+   * to this many keys; with nothing in flight a check goes at once. `true` (default) is 32: under load, several
    * calls are in flight at once, so that Redis runs one while this process reads the answer to another.
    * `false` sends one call per check.
    */
@@ -127,7 +128,7 @@ export class RedisStore implements Store {
   private readonly setScript: Script = { text: SET_SCRIPT, sha: SET_SHA1, loaded: false }
   /**
    * Batches opened in this turn of the event loop, sent by a `setImmediate` once its I/O callbacks have run: the
-   * checks of every request that arrived in this turn go together, and an idle process sends at once.
+   * checks of every request that arrived in this turn go together.
    */
   private opened: Batch[] = []
   /** Script calls sent and not answered yet. */
