@@ -111,6 +111,20 @@ describe('the compare-and-set loop', () => {
     expect(t.counters).toMatchObject({ writes: 4, conflicts: 1 })
   })
 
+  it('remembers the last record of up to 10,000 keys; refreshing one it holds evicts no other', async () => {
+    const t = new Table({ speculation: 'always' })
+    const big = compilePolicy({ name: 'rr', limit: 1000, window: 60 }) // a taken token is back after 60 ms: records stay live
+    for (let i = 0; i < 10_000; i++) await t.consume(big.ns, `k${i}`, big, T0, 1)
+    await t.consume(big.ns, 'k9999', big, T0 + 1, 1) // held: refreshed, nothing evicted
+    const writes = t.counters.writes
+    await t.consume(big.ns, 'k0', big, T0 + 1, 1) // the oldest, still held: guessed right
+    expect(t.counters.writes - writes).toBe(1)
+    expect(t.counters.conflicts).toBe(0)
+    await t.consume(big.ns, 'k10000', big, T0 + 1, 1) // a new key: the oldest (k1) makes room
+    await t.consume(big.ns, 'k1', big, T0 + 1, 1)
+    expect(t.counters.conflicts).toBe(1) // k1's guess was gone: the first write lost, the record came back with it
+  })
+
   it('adaptive: guesses while they hit (one write per check), reads first once another writer keeps winning', async () => {
     const t = new Table({ speculation: 'adaptive' })
     const big = compilePolicy({ name: 'big', limit: 1e6, window: 60 }) // never rejects: every check writes
