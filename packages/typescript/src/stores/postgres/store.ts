@@ -130,7 +130,7 @@ export class PostgresStore extends CasStore<string> {
 
   /**
    * Delete the rows whose state expired at `now` (default: the latest time this store has seen, less `expiryGraceMs`),
-   * in batches of 10,000 through the `expires_at` index. Returns how many were deleted.
+   * in batches of 10,000 through the `expires_min` index. Returns how many were deleted.
    */
   async cleanupExpired(now: number = this.lastNow - this.expiryGraceMs): Promise<number> {
     if (!(now > 0)) return 0
