@@ -730,7 +730,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
           operation === 'check'
             ? (store.consumeSet?.(key, rules, now, costs) as Promise<Outcome[]>)
             : Promise.all(rules.map((r) => store.peek(r.ns, key, r, now)))
-        const outcomes = await withTimeout(call, this.failover.timeout)
+        const outcomes = await this.deadlines.run(call)
         this.circuit.success()
         return operation === 'check' ? this.finishSet(key, rules, costs, outcomes, undefined, request) : combine(rules, outcomes)
       } catch (error) {
