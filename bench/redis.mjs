@@ -75,17 +75,40 @@ try {
     const limiter = new RateLimiterRedis({ storeClient: await connect({ enableOfflineQueue: false }), points: 1e9, duration: 60, keyPrefix: 'bench-rlf' })
     return { check: (key) => limiter.consume(key) }
   }
+  // rate-limiter-flexible's RateLimiterRedis is a fixed-window counter: halt fixed_window is the like-for-like row.
   const contenders = [
     ['rate-limiter-flexible RateLimiterRedis', await rlf()],
+    ['halt fixed_window', await halt('fixed_window')],
     ['halt token_bucket', await halt('token_bucket')],
     ['halt token_bucket, batch: false', await halt('token_bucket', { batch: false })],
     ['halt gcra', await halt('gcra')],
     ['halt sliding_window', await halt('sliding_window')],
+    ['halt leaky_bucket', await halt('leaky_bucket')],
   ]
 
-  /** Checks per second with `inflight` loops, each awaiting one check after another, for `ms`. */
+  /** Redis's own count of script calls and of the microseconds it spent in them (INFO commandstats). */
+  const scriptStats = async () => {
+    const info = await admin.info('commandstats')
+    let calls = 0
+    let usec = 0
+    for (const c of ['evalsha', 'eval']) {
+      const m = new RegExp(`cmdstat_${c}:calls=(\\d+),usec=(\\d+)`).exec(info)
+      if (m) {
+        calls += Number(m[1])
+        usec += Number(m[2])
+      }
+    }
+    return { calls, usec }
+  }
+
+  /**
+   * Checks per second with `inflight` loops, each awaiting one check after another, for `ms`; with the server's
+   * time and this process's CPU time per check, which other load on the machine moves far less than the rate.
+   */
   async function throughput(check, inflight, keys, ms) {
     let n = 0
+    const before = await scriptStats()
+    const cpu0 = process.cpuUsage()
     const end = performance.now() + ms
     const t0 = performance.now()
     await Promise.all(
@@ -93,10 +116,14 @@ try {
         for (let i = w; performance.now() < end; i += inflight, n++) await check(KEYS[i % keys])
       }),
     )
-    return n / ((performance.now() - t0) / 1000)
+    const rate = n / ((performance.now() - t0) / 1000)
+    const cpu = process.cpuUsage(cpu0)
+    const after = await scriptStats()
+    return { rate, serverUs: (after.usec - before.usec) / n, clientUs: (cpu.user + cpu.system) / n }
   }
 
-  const results = new Map() // scenario -> name -> median
+  const results = new Map() // scenario -> name -> median checks/s
+  const costs = new Map() // scenario -> name -> { serverUs, clientUs } (medians)
   for (const s of SCENARIOS) {
     const samples = new Map(contenders.map(([name]) => [name, []]))
     for (const [, c] of contenders) await throughput(c.check, s.inflight, s.keys, 300) // warm up
@@ -106,7 +133,8 @@ try {
     for (let r = 0; r < rounds; r++) {
       for (const [name, c] of contenders) samples.get(name).push(await throughput(c.check, s.inflight, s.keys, ms))
     }
-    results.set(s, new Map([...samples].map(([k, v]) => [k, median(v)])))
+    results.set(s, new Map([...samples].map(([k, v]) => [k, median(v.map((x) => x.rate))])))
+    costs.set(s, new Map([...samples].map(([k, v]) => [k, { serverUs: median(v.map((x) => x.serverUs)), clientUs: median(v.map((x) => x.clientUs)) }])))
   }
 
   const label = (s) => `${s.inflight} in flight, ${s.keys === 1 ? '1 key' : '10k keys'}`
@@ -118,6 +146,20 @@ try {
       contenders.map(([name]) => [
         name,
         ...SCENARIOS.map((s) => `${fmtRate(results.get(s).get(name))} (${(results.get(s).get(name) / results.get(s).get(rlfName)).toFixed(2)}x)`),
+      ]),
+    ),
+  )
+
+  console.log('\n## Where a check spends its time: Redis (script µs per check) and this process (CPU µs per check)\n')
+  console.log(
+    table(
+      ['contender', ...SCENARIOS.map(label)],
+      contenders.map(([name]) => [
+        name,
+        ...SCENARIOS.map((s) => {
+          const c = costs.get(s).get(name)
+          return `${c.serverUs.toFixed(1)} + ${c.clientUs.toFixed(1)}`
+        }),
       ]),
     ),
   )
@@ -182,7 +224,10 @@ try {
 
   const rows = []
   const check = (what, value, target) => rows.push([what, value.toFixed(2), target.toFixed(2), value >= target ? 'met' : 'NOT met'])
-  for (const s of SCENARIOS) check(`halt / rate-limiter-flexible, ${label(s)}`, results.get(s).get('halt token_bucket') / results.get(s).get(rlfName), 1)
+  for (const s of SCENARIOS)
+    check(`halt token_bucket / rate-limiter-flexible, ${label(s)}`, results.get(s).get('halt token_bucket') / results.get(s).get(rlfName), 1)
+  for (const s of SCENARIOS)
+    check(`halt fixed_window / rate-limiter-flexible, ${label(s)}`, results.get(s).get('halt fixed_window') / results.get(s).get(rlfName), 1)
   for (const s of SCENARIOS.filter((x) => x.inflight === 100)) {
     check(`halt / pipelined ceiling (same script), ${label(s)}`, results.get(s).get('halt token_bucket') / ceilings.get(s.keys).pipelined, 0.7)
   }

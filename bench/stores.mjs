@@ -5,7 +5,7 @@
 // DynamoDB) in a state directory of its own, and stops them.
 // Run from the repository root: npm run build && node bench/stores.mjs   (BENCH_ROUNDS, BENCH_MS, BENCH_STORES=postgres,memcached)
 import { execFile } from 'node:child_process'
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -63,6 +63,35 @@ const haltCheck = (store) => {
 }
 const ready = (make) => new Promise((resolve, reject) => make((err) => (err ? reject(err) : resolve())))
 
+/** The server's pid file in our services directory (PostgreSQL: the postmaster; its backends are its children). */
+const PID_FILES = {
+  postgres: 'postgres/data/postmaster.pid',
+  memcached: 'memcached/memcached.pid',
+  mongodb: 'mongodb/ferretdb.pid',
+  dynamodb: 'dynamodb/dynamodb.pid',
+}
+
+/**
+ * CPU microseconds the server's processes have used (the server and its children), from /proc: what a check costs
+ * the server, which other load on the machine moves far less than checks per second.
+ */
+function serverCpuUs(name) {
+  const root = readFileSync(join(servicesDir, PID_FILES[name]), 'utf8').split('\n')[0].trim()
+  let ticks = 0
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue
+    let stat
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    } catch {
+      continue // gone meanwhile
+    }
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ') // f[1] ppid, f[11] utime, f[12] stime
+    if (pid === root || f[1] === root) ticks += Number(f[11]) + Number(f[12])
+  }
+  return ticks * (1e6 / 100) // USER_HZ is 100 on Linux
+}
+
 /** Per store: how to reach the server, and the two contenders on it. */
 const STORES = {
   postgres: {
@@ -87,7 +116,10 @@ const STORES = {
     title: 'Memcached (Debian memcached)',
     env: 'HALT_TEST_MEMCACHED_URL',
     async contenders(url) {
-      const legacy = new Memcached(url) // rate-limiter-flexible takes the `memcached` package's client
+      // Each client as its library sets it up by default: rate-limiter-flexible takes the `memcached` package's client
+      // (a pool of up to 10 connections), memcache-client opens one connection (more measured slower here: the
+      // client's CPU, not the connection, is what runs out).
+      const legacy = new Memcached(url)
       const client = new MemcacheClient({ server: url })
       return {
         contenders: [
@@ -145,9 +177,11 @@ const STORES = {
   },
 }
 
-/** Checks per second with `inflight` loops, each awaiting one check after another, for `ms`. */
-async function throughput(check, inflight, keys, ms) {
+/** Checks per second with `inflight` loops, each awaiting one check after another, for `ms`; and the server's and this process's CPU per check. */
+async function throughput(name, check, inflight, keys, ms) {
   let n = 0
+  const server0 = serverCpuUs(name)
+  const cpu0 = process.cpuUsage()
   const end = performance.now() + ms
   const t0 = performance.now()
   await Promise.all(
@@ -155,7 +189,9 @@ async function throughput(check, inflight, keys, ms) {
       for (let i = w * 97; performance.now() < end; i += 1, n++) await check(KEYS[i % keys])
     }),
   )
-  return n / ((performance.now() - t0) / 1000)
+  const rate = n / ((performance.now() - t0) / 1000)
+  const cpu = process.cpuUsage(cpu0)
+  return { rate, serverUs: (serverCpuUs(name) - server0) / n, clientUs: (cpu.user + cpu.system) / n }
 }
 
 const names = Object.keys(STORES).filter((n) => ONLY === undefined || ONLY.includes(n))
@@ -170,11 +206,15 @@ try {
     const url = new RegExp(`${s.env}='?([^'\\n]+)`).exec(stdout)[1]
     const { contenders, close } = await s.contenders(url)
     const results = new Map()
+    const costs = new Map()
     for (const sc of SCENARIOS) {
       const samples = new Map(contenders.map(([n]) => [n, []]))
-      for (const [, check] of contenders) await throughput(check, sc.inflight, sc.keys, 300) // warm up
-      for (let r = 0; r < ROUNDS; r++) for (const [n, check] of contenders) samples.get(n).push(await throughput(check, sc.inflight, sc.keys, ROUND_MS))
-      results.set(sc, new Map([...samples].map(([k, v]) => [k, median(v)])))
+      for (const [, check] of contenders) await throughput(name, check, sc.inflight, sc.keys, 300) // warm up
+      for (let r = 0; r < ROUNDS; r++) {
+        for (const [n, check] of contenders) samples.get(n).push(await throughput(name, check, sc.inflight, sc.keys, ROUND_MS))
+      }
+      results.set(sc, new Map([...samples].map(([k, v]) => [k, median(v.map((x) => x.rate))])))
+      costs.set(sc, new Map([...samples].map(([k, v]) => [k, { serverUs: median(v.map((x) => x.serverUs)), clientUs: median(v.map((x) => x.clientUs)) }])))
     }
     await close()
     const [rlfName, haltName] = contenders.map(([n]) => n)
@@ -185,6 +225,19 @@ try {
         contenders.map(([n]) => [
           n,
           ...SCENARIOS.map((sc) => `${fmtRate(results.get(sc).get(n))} (${(results.get(sc).get(n) / results.get(sc).get(rlfName)).toFixed(2)}x)`),
+        ]),
+      ),
+    )
+    console.log('\nCPU per check: the server (its processes, from /proc) + this process, µs\n')
+    console.log(
+      table(
+        ['contender', ...SCENARIOS.map(label)],
+        contenders.map(([n]) => [
+          n,
+          ...SCENARIOS.map((sc) => {
+            const c = costs.get(sc).get(n)
+            return `${c.serverUs.toFixed(0)} + ${c.clientUs.toFixed(0)}`
+          }),
         ]),
       ),
     )

@@ -47,14 +47,83 @@ export function validateFailover(o: FailoverOptions): Required<FailoverOptions> 
   return { timeout, retryStoreAfter, onStoreError }
 }
 
-/** Resolve `p`, or reject with `StoreTimeoutError` after `ms`. The timer is always cleared. */
-export function withTimeout<T>(p: T | Promise<T>, ms: number): Promise<T> {
-  if (!(p instanceof Promise)) return Promise.resolve(p)
-  let timer: ReturnType<typeof setTimeout> | undefined
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new StoreTimeoutError(ms)), ms)
-  })
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
+/** A pending call: its deadline (performance.now() ms) and how to fail it; `reject` is cleared once it settles. */
+interface Pending {
+  readonly deadline: number
+  reject: ((e: unknown) => void) | undefined
+}
+
+/**
+ * Per-call timeouts with one timer. Every call of a limiter has the same timeout, so deadlines come in the
+ * order calls start: a FIFO whose head is the next to expire, and one timer armed for it, instead of a
+ * setTimeout, a clearTimeout and a Promise.race per call.
+ */
+export class Deadlines {
+  private queue: Pending[] = []
+  private head = 0
+  private timer: ReturnType<typeof setTimeout> | undefined
+
+  constructor(readonly ms: number) {}
+
+  /** `p`'s result, or a rejection with `StoreTimeoutError` once `ms` have passed. */
+  run<T>(p: T | Promise<T>): Promise<T> {
+    if (!(p instanceof Promise)) return Promise.resolve(p)
+    return new Promise<T>((resolve, reject) => {
+      const entry: Pending = { deadline: performance.now() + this.ms, reject }
+      this.queue.push(entry)
+      if (this.timer === undefined) this.arm(this.ms)
+      p.then(
+        (v) => {
+          if (entry.reject === undefined) return
+          entry.reject = undefined
+          this.trim()
+          resolve(v)
+        },
+        (e) => {
+          if (entry.reject === undefined) return
+          entry.reject = undefined
+          this.trim()
+          reject(e)
+        },
+      )
+    })
+  }
+
+  /** Drop settled calls from the head (calls mostly settle in order), so the queue holds only pending ones. */
+  private trim(): void {
+    const q = this.queue
+    while (this.head < q.length && (q[this.head] as Pending).reject === undefined) this.head++
+    if (this.head === q.length) {
+      this.queue = []
+      this.head = 0
+    } else if (this.head > 1024 && this.head * 2 > q.length) {
+      this.queue = q.slice(this.head)
+      this.head = 0
+    }
+  }
+
+  private arm(ms: number): void {
+    this.timer = setTimeout(this.fire, Math.max(1, ms))
+    this.timer.unref?.()
+  }
+
+  private readonly fire = (): void => {
+    this.timer = undefined
+    const now = performance.now()
+    const q = this.queue
+    while (this.head < q.length) {
+      const e = q[this.head] as Pending
+      if (e.reject !== undefined) {
+        if (e.deadline > now) break
+        const reject = e.reject
+        e.reject = undefined
+        reject(new StoreTimeoutError(this.ms))
+      }
+      this.head++
+    }
+    this.trim()
+    if (this.head < this.queue.length) this.arm((this.queue[this.head] as Pending).deadline - now)
+  }
 }
 
 /**

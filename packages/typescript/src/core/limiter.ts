@@ -9,7 +9,7 @@ import { WarningCode } from '../http/warnings.js'
 import type { PenaltyManager } from '../saas/penalty.js'
 import { InMemoryStore } from '../stores/memory.js'
 import { HaltConfigError, RateLimitExceeded } from './errors.js'
-import { Circuit, type FailoverOptions, type OnStoreError, validateFailover, withTimeout } from './failover.js'
+import { Circuit, Deadlines, type FailoverOptions, type OnStoreError, validateFailover } from './failover.js'
 import { compilePolicy, type Rule } from './policy.js'
 import { compileSet } from './sets.js'
 import type { MaybePromise, Store, SyncStore } from './store.js'
@@ -172,6 +172,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
   private readonly costNumber: number | undefined
   private readonly failover: Required<FailoverOptions>
   private readonly circuit: Circuit
+  private readonly deadlines: Deadlines
   private fallbackStore: InMemoryStore | undefined
   private readonly penalties: PenaltyManager<Store> | undefined
   private allowedCount = 0
@@ -285,6 +286,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     }
     this.failover = validateFailover(options)
     this.circuit = new Circuit(this.failover.retryStoreAfter)
+    this.deadlines = new Deadlines(this.failover.timeout)
   }
 
   /** True while the store is considered down (calls take the failure policy). */
@@ -728,7 +730,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
           operation === 'check'
             ? (store.consumeSet?.(key, rules, now, costs) as Promise<Outcome[]>)
             : Promise.all(rules.map((r) => store.peek(r.ns, key, r, now)))
-        const outcomes = await withTimeout(call, this.failover.timeout)
+        const outcomes = await this.deadlines.run(call)
         this.circuit.success()
         return operation === 'check' ? this.finishSet(key, rules, costs, outcomes, undefined, request) : combine(rules, outcomes)
       } catch (error) {
@@ -819,7 +821,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     if (this.circuit.allows(now)) {
       try {
         const call = operation === 'check' ? this.store.consume(rule.ns, key, rule, now, cost) : this.store.peek(rule.ns, key, rule, now)
-        const o = await withTimeout(call, this.failover.timeout)
+        const o = await this.deadlines.run(call)
         this.circuit.success()
         return operation === 'check' ? this.finish(key, cost, rule, o, undefined, request) : toDecision(rule, o)
       } catch (error) {

@@ -170,10 +170,12 @@ const GUESSES = 10_000
  * 4. on conflict go back to 1 (after two conflicts, with a random wait of up to 2^n ms, at most 32 ms).
  *
  * Checks of one key in one process never race each other: while one is in flight the next ones wait, then go as one
- * group (one read, one write). A server whose failed write returns the current record (`speculative`: PostgreSQL,
- * DynamoDB) skips step 1: the first write is computed from the record this process wrote last (or from none), and a
- * conflict hands over the record for the next attempt. An expired record decides exactly as a missing one
- * (property-tested), so a server that drops expired keys late, or never, changes no decision.
+ * group (one read, one write). A server whose failed write returns the current record (`speculation: 'always'`:
+ * PostgreSQL, DynamoDB) skips step 1: the first write is computed from the record this process wrote last (or from
+ * none), and a conflict hands over the record for the next attempt. A server whose failed write says only "no"
+ * (`'adaptive'`: MongoDB) skips step 1 while such guesses mostly hit (a miss costs a read and a write more). An expired
+ * record decides exactly as a missing one (property-tested), so a server that drops expired keys late, or never,
+ * changes no decision.
  */
 export abstract class CasStore<V> implements Store {
   readonly synchronous = false
@@ -182,16 +184,32 @@ export abstract class CasStore<V> implements Store {
   readonly expiryGraceMs: number
   /** The latest `now` this store has seen: `cleanupExpired()` uses it by default. */
   protected lastNow = 0
-  /** Whether a conflicting write tells the current record (then the first write needs no read). */
-  protected readonly speculative: boolean = false
+  /**
+   * When the first write of a check is computed from the record this process wrote last, without a read:
+   * `'always'` when a conflicting write tells the current record (a wrong guess costs one write more, no read);
+   * `'adaptive'` when it does not (a wrong guess costs a failed write, a read and a write: 3 round trips instead of 2),
+   * so only while more than half the guesses would hit (one app server owns the key; not when several share it);
+   * `'never'`: always read first (a server that tells no version after a write).
+   */
+  protected readonly speculation: 'always' | 'adaptive' | 'never' = 'never'
   /** Conflicts after which a check goes on under `exclusive()`, when the store has it. */
   protected readonly exclusiveAfter: number = 2
-  /** The record this process wrote last, per key (speculative stores only; bounded). */
+  /** The record this process wrote last, per key (stores that speculate; bounded). */
   private readonly guesses = new Map<string, Versioned<V>>()
+  /**
+   * How often the record this process wrote last was still the current one (an average over about the last 50
+   * checks that could tell): `'adaptive'` speculates while it is above one half. Starts optimistic.
+   */
+  private hitRate = 1
   /** Per key with a check in flight: the checks waiting for it. */
   private readonly queues = new Map<string, Check[]>()
   /** Per limit set (its keys joined) with a check in flight: the set checks waiting for it. */
   private readonly setQueues = new Map<string, SetCheck[]>()
+
+  /** How often the record this process wrote last was still current, lately (0..1; stores that speculate). */
+  get guessHitRate(): number {
+    return this.hitRate
+  }
 
   constructor(options: CasStoreOptions, storeName: string) {
     const maxAttempts = options.maxAttempts ?? 100
@@ -349,8 +367,11 @@ export abstract class CasStore<V> implements Store {
   }
 
   private async update(key: string, ns: string, group: Check[]): Promise<Outcome[]> {
+    const guess = this.speculation === 'never' ? undefined : (this.guesses.get(key) ?? null)
+    // Guessing: the first write goes from the record this process wrote last (null: none), unread.
+    let guessing = this.speculation === 'always' || (this.speculation === 'adaptive' && this.hitRate > 0.5)
     // `known`: the record as last seen (read, or handed over by a failed write); undefined: not known, read it.
-    let known: Versioned<V> | null | undefined = this.speculative ? (this.guesses.get(key) ?? null) : undefined
+    let known: Versioned<V> | null | undefined = guessing ? guess : undefined
     let fresh = false
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
       if (attempt >= this.exclusiveAfter && this.exclusive !== undefined) return this.locked(key, ns, group)
@@ -359,6 +380,8 @@ export abstract class CasStore<V> implements Store {
         this.counters.reads++
         known = await this.read(key, ns)
         fresh = true
+        // Not guessing this time: the read tells whether the guess would have hit.
+        if (attempt === 0 && guess !== undefined) this.scoreGuess(known === null ? guess === null : guess !== null && known.version === guess.version)
       }
       const { outcomes, next } = this.apply(known, group, fresh)
       if (next === null) {
@@ -369,10 +392,13 @@ export abstract class CasStore<V> implements Store {
       const written = await this.write(key, ns, next, known)
       if (written.ok) {
         this.counters.checks += group.length
-        if (this.speculative) this.remember(key, next, written.version)
+        if (guessing && attempt === 0) this.scoreGuess(true)
+        if (this.speculation !== 'never') this.remember(key, next, written.version)
         return outcomes
       }
       this.counters.conflicts++
+      if (guessing && attempt === 0) this.scoreGuess(false)
+      guessing = false
       this.guesses.delete(key)
       known = written.current
       fresh = true
@@ -540,11 +566,16 @@ export abstract class CasStore<V> implements Store {
     return result
   }
 
+  private scoreGuess(hit: boolean): void {
+    this.hitRate += ((hit ? 1 : 0) - this.hitRate) / 50
+  }
+
   /** Remember what this process wrote, for its next speculative write. */
   private remember(key: string, next: Next, version: V | undefined): void {
     if (version === undefined) return
-    if (this.guesses.size >= GUESSES) this.guesses.delete(this.guesses.keys().next().value as string)
+    // Delete first: refreshing a key already held must not evict another key.
     this.guesses.delete(key)
+    if (this.guesses.size >= GUESSES) this.guesses.delete(this.guesses.keys().next().value as string)
     this.guesses.set(key, { state: next.state, version, expiresAt: next.expiresAt })
   }
 }

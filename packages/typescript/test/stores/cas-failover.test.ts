@@ -165,10 +165,14 @@ for (const c of cases) {
 
         await sleep(1000)
         const tDown = performance.now()
-        // tUp: the moment the server may answer again (the restart begins, or the thaw).
+        // tDead: the moment the server surely answers no more (services.sh returns once the process is gone: on a
+        // loaded machine that can be a few hundred ms after tDown). tUp: the moment it may answer again (the restart
+        // begins, or the thaw).
+        let tDead = tDown
         let tUp: number
         if (c.outage === 'kill') {
           await services('kill', c.service)
+          tDead = performance.now()
           await sleep(OUTAGE)
           tUp = performance.now()
           await services('restart', c.service)
@@ -205,7 +209,7 @@ for (const c of cases) {
           ).toEqual([])
 
           // Outage: the failure policy decides.
-          const during = samples.filter((s) => s.start > tDown + TIMEOUT + 50 && s.start + s.latency < tUp)
+          const during = samples.filter((s) => s.start > tDead + TIMEOUT + 50 && s.start + s.latency < tUp)
           expect(during.length, mode).toBeGreaterThan(30)
           expect(new Set(during.map((s) => s.storeError)), mode).toEqual(new Set([mode]))
           if (mode === 'open') expect(during.every((s) => s.decision?.allowed && s.decision.reason === 'store_error')).toBe(true)

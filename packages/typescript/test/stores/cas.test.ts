@@ -12,10 +12,10 @@ class Table extends CasStore<number> {
   interfere: ((key: string) => void) | undefined
   handBack = false
   reads = 0
-  constructor(options: { maxAttempts?: number; speculative?: boolean } = {}) {
+  constructor(options: { maxAttempts?: number; speculation?: 'always' | 'adaptive' } = {}) {
     super({ maxAttempts: options.maxAttempts }, 'Table')
-    ;(this as unknown as { speculative: boolean }).speculative = options.speculative ?? false
-    this.handBack = options.speculative ?? false
+    if (options.speculation !== undefined) (this as unknown as { speculation: string }).speculation = options.speculation
+    this.handBack = options.speculation === 'always'
   }
   key(ns: string, id: string): string {
     return `${ns}|${id}`
@@ -99,7 +99,7 @@ describe('the compare-and-set loop', () => {
   })
 
   it('speculative: the first write needs no read, and a lost one hands back the record for the next', async () => {
-    const t = new Table({ speculative: true })
+    const t = new Table({ speculation: 'always' })
     await t.consume(rule.ns, 'k', rule, T0, 1) // a new key: one write
     await t.consume(rule.ns, 'k', rule, T0, 1) // the record this store wrote: one write
     expect(t.reads).toBe(0)
@@ -109,6 +109,54 @@ describe('the compare-and-set loop', () => {
     expect(o.remaining).toBe(4)
     expect(t.reads).toBe(0)
     expect(t.counters).toMatchObject({ writes: 4, conflicts: 1 })
+  })
+
+  it('remembers the last record of up to 10,000 keys; refreshing one it holds evicts no other', async () => {
+    const t = new Table({ speculation: 'always' })
+    const big = compilePolicy({ name: 'rr', limit: 1000, window: 60 }) // a taken token is back after 60 ms: records stay live
+    for (let i = 0; i < 10_000; i++) await t.consume(big.ns, `k${i}`, big, T0, 1)
+    await t.consume(big.ns, 'k9999', big, T0 + 1, 1) // held: refreshed, nothing evicted
+    const writes = t.counters.writes
+    await t.consume(big.ns, 'k0', big, T0 + 1, 1) // the oldest, still held: guessed right
+    expect(t.counters.writes - writes).toBe(1)
+    expect(t.counters.conflicts).toBe(0)
+    await t.consume(big.ns, 'k10000', big, T0 + 1, 1) // a new key: the oldest (k1) makes room
+    await t.consume(big.ns, 'k1', big, T0 + 1, 1)
+    expect(t.counters.conflicts).toBe(1) // k1's guess was gone: the first write lost, the record came back with it
+  })
+
+  it('adaptive: guesses while they hit (one write per check), reads first once another writer keeps winning', async () => {
+    const t = new Table({ speculation: 'adaptive' })
+    const big = compilePolicy({ name: 'big', limit: 1e6, window: 60 }) // never rejects: every check writes
+    for (let i = 0; i < 20; i++) await t.consume(big.ns, `k${i % 4}`, big, T0 + i, 1)
+    expect(t.reads).toBe(0) // one process owns the keys: every guess hits
+    expect(t.counters.writes).toBe(20)
+    // Another process writes every key between two checks of this one: a guess costs a lost write, a read and a write.
+    const other = () => {
+      for (const [key, r] of t.rows) t.rows.set(key, { ...r, version: Math.random() })
+    }
+    const cost = async () => {
+      const before = { reads: t.reads, writes: t.counters.writes }
+      other()
+      await t.consume(big.ns, 'k0', big, T0 + 100, 1)
+      return t.reads - before.reads + t.counters.writes - before.writes
+    }
+    expect(await cost()).toBe(3)
+    let checks = 1
+    while (t.guessHitRate > 0.5) {
+      expect(await cost()).toBe(3)
+      checks++
+    }
+    expect(checks).toBeLessThan(50)
+    expect(await cost()).toBe(2) // no more guessing: read, then write
+    // The reads keep scoring: once this process owns its keys again, guessing resumes.
+    for (let i = 0; t.guessHitRate <= 0.5; i++) {
+      expect(i).toBeLessThan(100)
+      await t.consume(big.ns, 'k0', big, T0 + 200, 1)
+    }
+    const reads = t.reads
+    await t.consume(big.ns, 'k0', big, T0 + 300, 1)
+    expect(t.reads).toBe(reads)
   })
 })
 

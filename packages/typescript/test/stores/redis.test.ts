@@ -215,17 +215,31 @@ describe.skipIf(REDIS === undefined)('round trips (observed with MONITOR)', () =
     expect(count('lua', 'SET')).toBe(20)
   })
 
+  it('with nothing in flight a check goes at once; checks issued meanwhile wait for the end of the turn', async () => {
+    const store = batched.store
+    const rule = compilePolicy({ name: 'rtn', limit: 100, window: 60 })
+    await store.consume(rule.ns, 'warm', rule, T0, 1)
+    const calls = store.counters.calls
+    const first = store.consume(rule.ns, 'a', rule, T0, 1)
+    expect(store.counters.calls).toBe(calls + 1) // sent before consume() returned
+    const second = store.consume(rule.ns, 'b', rule, T0, 1)
+    expect(store.counters.calls).toBe(calls + 1) // one call in flight: this one waits to be batched
+    await Promise.all([first, second])
+    expect(store.counters.calls).toBe(calls + 2)
+  })
+
   it('checks issued together go in one script call (batched), repeated keys read and written once', async () => {
     const store = batched.store
     const rule = compilePolicy({ name: 'rtb', limit: 100, window: 60 })
     await store.consume(rule.ns, 'warm', rule, T0, 1)
     const seen = await observe(batched.c.client as Redis, () =>
-      Promise.all(Array.from({ length: 30 }, (_, i) => store.consume(rule.ns, `k${i % 5}`, rule, T0, 1))),
+      // The first goes alone (nothing was in flight), the 30 issued after it together.
+      Promise.all([store.consume(rule.ns, 'lead', rule, T0, 1), ...Array.from({ length: 30 }, (_, i) => store.consume(rule.ns, `k${i % 5}`, rule, T0, 1))]),
     )
     const evalsha = seen.filter((s) => s.from === 'client' && s.command === 'EVALSHA')
-    expect(evalsha.map((s) => s.args[2])).toEqual(['30'])
-    expect(seen.filter((s) => s.from === 'lua' && s.command === 'GET').length).toBe(5)
-    expect(seen.filter((s) => s.from === 'lua' && s.command === 'SET').length).toBe(5)
+    expect(evalsha.map((s) => s.args[2])).toEqual(['1', '30'])
+    expect(seen.filter((s) => s.from === 'lua' && s.command === 'GET').length).toBe(6)
+    expect(seen.filter((s) => s.from === 'lua' && s.command === 'SET').length).toBe(6)
   })
 
   it('a larger batch goes as calls of even size (at most 32 keys), so that several are in flight at once', async () => {
@@ -233,10 +247,10 @@ describe.skipIf(REDIS === undefined)('round trips (observed with MONITOR)', () =
     const rule = compilePolicy({ name: 'rtb2', limit: 1000, window: 60 })
     await store.consume(rule.ns, 'warm', rule, T0, 1)
     const seen = await observe(batched.c.client as Redis, () =>
-      Promise.all(Array.from({ length: 100 }, (_, i) => store.consume(rule.ns, `k${i}`, rule, T0, 1))),
+      Promise.all([store.consume(rule.ns, 'lead', rule, T0, 1), ...Array.from({ length: 100 }, (_, i) => store.consume(rule.ns, `k${i}`, rule, T0, 1))]),
     )
     const evalsha = seen.filter((s) => s.from === 'client' && s.command === 'EVALSHA')
-    expect(evalsha.map((s) => s.args[2])).toEqual(['25', '25', '25', '25'])
+    expect(evalsha.map((s) => s.args[2])).toEqual(['1', '25', '25', '25', '25'])
   })
 
   it('reloads a script on NOSCRIPT (SCRIPT FLUSH, or a restarted server) and carries on', async () => {

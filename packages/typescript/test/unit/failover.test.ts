@@ -1,6 +1,7 @@
 // Failure policy over an asynchronous store: timeout, fail open / closed / in-memory fallback, recovery.
 import { describe, expect, it } from 'vitest'
-import { InMemoryStore, type Outcome, RateLimiter, type Store, type StoreErrorEvent } from '../../src/index.js'
+import { Deadlines } from '../../src/core/failover.js'
+import { InMemoryStore, type Outcome, RateLimiter, type Store, type StoreErrorEvent, StoreTimeoutError } from '../../src/index.js'
 import { fakeClock } from '../support/clock.js'
 
 /** A real in-memory store behind an async facade whose health the test controls. */
@@ -100,5 +101,36 @@ describe('failure policy', () => {
       /onStoreError must be 'open', 'closed' or 'fallback'/,
     )
     expect(() => new RateLimiter({ policy: { limit: 1, window: 1 }, timeout: 0 })).toThrow(/timeout must be a positive number/)
+  })
+})
+
+describe('Deadlines: per-call timeouts on one timer', () => {
+  const settleAfter = (ms: number, value: number) => new Promise<number>((r) => setTimeout(() => r(value), ms))
+
+  it('a call is failed after the timeout, never before, and a call that answers in time keeps its answer', async () => {
+    const d = new Deadlines(60)
+    const calls = Array.from({ length: 40 }, async (_, i) => {
+      // Calls start over 80 ms and answer after 0..120 ms: both sides of the deadline, out of order.
+      await new Promise((r) => setTimeout(r, (i * 2) % 80))
+      const start = performance.now()
+      const answerMs = (i * 37) % 121
+      try {
+        return { answerMs, value: await d.run(settleAfter(answerMs, i)), elapsed: performance.now() - start }
+      } catch (error) {
+        return { answerMs, error, elapsed: performance.now() - start }
+      }
+    })
+    for (const r of await Promise.all(calls)) {
+      if (r.answerMs <= 40) expect(r.error).toBeUndefined() // well inside the timeout
+      if (r.answerMs >= 90) expect(r.error).toBeInstanceOf(StoreTimeoutError) // well past it
+      if (r.error !== undefined) expect(r.elapsed).toBeGreaterThanOrEqual(59)
+      if (r.error !== undefined) expect(r.elapsed).toBeLessThan(60 + 150)
+    }
+  })
+
+  it('a store that answers at once leaves nothing queued', async () => {
+    const d = new Deadlines(1000)
+    for (let i = 0; i < 5000; i++) expect(await d.run(Promise.resolve(i))).toBe(i)
+    expect((d as unknown as { queue: unknown[]; head: number }).queue.length).toBe(0)
   })
 })

@@ -52,7 +52,7 @@ function loadSdk(): Promise<Sdk> {
 export class DynamoDBStore extends CasStore<string> {
   readonly table: string
   readonly prefix: string
-  protected override readonly speculative = true
+  protected override readonly speculation = 'always'
   private readonly client: DynamoClientLike
 
   constructor(options: DynamoDBStoreOptions) {

@@ -70,6 +70,8 @@ const PROJECTION = { projection: { s: 1, v: 1, e: 1 } }
  */
 export class MongoDBStore extends CasStore<number> {
   readonly prefix: string
+  // A lost updateOne says only "no match": guess the record (skip the read) while guesses mostly hit.
+  protected override readonly speculation = 'adaptive'
   private readonly collection: MongoCollectionLike
   private readonly createIndexes: boolean
   private setup: Promise<void> | undefined
@@ -135,12 +137,13 @@ export class MongoDBStore extends CasStore<number> {
   }
 
   protected async read(key: string): Promise<Versioned<number> | null> {
-    await this.ready()
+    if (this.ttlIndex === undefined) await this.ready()
     const doc = (await this.collection.findOne({ _id: key }, PROJECTION)) as HaltDocument | null
     return doc === null ? null : { state: doc.s, version: doc.v, expiresAt: doc.e }
   }
 
   protected async write(key: string, _ns: string, next: Next, prev: Versioned<number> | null): Promise<Written<number>> {
+    if (this.ttlIndex === undefined) await this.ready() // a guessed write may come before any read
     const version = newVersion()
     const update = { $set: { s: next.state, v: version, e: next.expiresAt, x: new Date(Date.now() + next.ttlMs) } }
     if (prev !== null) {

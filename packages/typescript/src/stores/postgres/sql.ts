@@ -23,20 +23,23 @@ export function quoteTable(table: string): string {
  *   primary key's index also serves the prefix scans of `clear()`;
  * - `state`: the algorithm's state, the spec's flat array of numbers, exactly (float8 is an IEEE double);
  * - `version`: a random number, new with every write: the compare-and-set condition;
- * - `expires_at`: when the state is back to fresh, epoch ms in the limiter's timeline; expired rows are deleted by
- *   `cleanupExpired()` (and a timer), through the index.
+ * - `expires_at`: when the state is back to fresh, epoch ms in the limiter's timeline;
+ * - `expires_min`: `floor(expires_at / 60000)`, the minute of it, indexed: expired rows are deleted by `cleanupExpired()`
+ *   (and a timer) through this index. Not `expires_at` itself: nearly every check moves `expires_at`, and an update of an
+ *   indexed column cannot be a HOT update (new entries in every index); the minute changes about once a minute.
  */
 export function createTableSql(table = 'halt_state'): string {
   const t = quoteTable(table)
-  const index = `"${table.split('.').pop()}_expires_at"`
+  const index = `"${table.split('.').pop()}_expires_min"`
   return [
     `CREATE TABLE IF NOT EXISTS ${t} (`,
-    `  key        text COLLATE "C" PRIMARY KEY,`,
-    '  state      float8[] NOT NULL,',
-    '  version    bigint NOT NULL,',
-    '  expires_at float8 NOT NULL',
+    `  key         text COLLATE "C" PRIMARY KEY,`,
+    '  state       float8[] NOT NULL,',
+    '  version     bigint NOT NULL,',
+    '  expires_at  float8 NOT NULL,',
+    '  expires_min bigint NOT NULL',
     ');',
-    `CREATE INDEX IF NOT EXISTS ${index} ON ${t} (expires_at);`,
+    `CREATE INDEX IF NOT EXISTS ${index} ON ${t} (expires_min);`,
   ].join('\n')
 }
 
@@ -45,12 +48,14 @@ export interface Statements {
   /** $1 key -> state, version, expires_at */
   read: string
   /**
-   * Insert, or overwrite an expired row: $1 key, $2 state, $3 expires_at, $4 now, $5 new version. Returns one row: `written` (the new
-   * version) when it wrote; else the row that stands in the way, as of the statement's start (none when it is not
-   * visible yet: a concurrent insert that committed meanwhile).
+   * Insert, or overwrite an expired row: $1 key, $2 state, $3 expires_at, $4 now, $5 new version. Returns `version` = $5
+   * when it wrote (state and expires_at null), else the live row that stands in the way.
    */
   insert: string
-  /** Update if the version is still $4: $1 key, $2 state, $3 expires_at, $5 new version. Returns as `insert`. */
+  /**
+   * Overwrite the row if its version is still $4: $1 key, $2 state, $3 expires_at, $5 new version. Returns as `insert`;
+   * no row when there is none (deleted, or a concurrent insert not visible yet).
+   */
   update: string
   /** Under a row lock, in a transaction: $1 key. */
   lock: string
@@ -62,7 +67,7 @@ export interface Statements {
   deleteLike: string
   /** $1 key. */
   delete: string
-  /** $1 threshold (epoch ms), $2 batch size: deletes at most $2 expired rows. */
+  /** $1 threshold (epoch ms), $2 batch size: deletes at most $2 expired rows (found through the `expires_min` index). */
   cleanup: string
   /** $1 LIKE pattern. */
   count: string
@@ -70,29 +75,34 @@ export interface Statements {
 
 export function statements(table: string): Statements {
   const t = quoteTable(table)
-  // The conflicting row, when the write did not happen: read in the same statement, so a conflict costs no extra round trip.
-  const current = (w: string) =>
-    `SELECT ${w}.version AS written, NULL::float8[] AS state, NULL::bigint AS version, NULL::float8 AS expires_at FROM ${w}
-     UNION ALL
-     SELECT NULL, s.state, s.version, s.expires_at FROM ${t} s WHERE s.key = $1 AND NOT EXISTS (SELECT 1 FROM ${w})`
+  // A conditional write that also hands back the current row when it loses, in one plain statement: on a conflict the
+  // row is set to itself (CASE), and RETURNING shows it. (A data-modifying CTE with a UNION ALL fallback read did the
+  // same at about 0.8x the speed.) PostgreSQL evaluates the CASE on the newest row version, under its row lock.
+  const unless = (cond: string, value: string, column: string) => `CASE WHEN ${cond} THEN ${value} ELSE ${column} END`
+  const won = 't.version = $4::bigint'
+  const expired = 't.expires_at <= $4::float8'
+  const minute = (ms: string) => `floor(${ms} / 60000)::bigint`
+  // The row only when the write lost (a won write returns its version alone: nothing to parse).
+  const returning = (mine: string) =>
+    `RETURNING t.version, CASE WHEN t.version = ${mine} THEN NULL ELSE t.state END AS state, CASE WHEN t.version = ${mine} THEN NULL ELSE t.expires_at END AS expires_at`
   return {
     read: `SELECT state, version, expires_at FROM ${t} WHERE key = $1`,
-    insert: `WITH w AS (
-      INSERT INTO ${t} AS t (key, state, version, expires_at) VALUES ($1, $2::float8[], $5::bigint, $3)
-      ON CONFLICT (key) DO UPDATE SET state = excluded.state, version = excluded.version, expires_at = excluded.expires_at
-      WHERE t.expires_at <= $4::float8
-      RETURNING t.version)
-    ${current('w')}`,
-    update: `WITH w AS (
-      UPDATE ${t} SET state = $2::float8[], version = $5::bigint, expires_at = $3 WHERE key = $1 AND version = $4::bigint
-      RETURNING version)
-    ${current('w')}`,
+    insert: `INSERT INTO ${t} AS t (key, state, version, expires_at, expires_min) VALUES ($1, $2::float8[], $5::bigint, $3::float8, ${minute('$3::float8')})
+      ON CONFLICT (key) DO UPDATE SET state = ${unless(expired, 'excluded.state', 't.state')},
+        version = ${unless(expired, 'excluded.version', 't.version')}, expires_at = ${unless(expired, 'excluded.expires_at', 't.expires_at')},
+        expires_min = ${unless(expired, 'excluded.expires_min', 't.expires_min')}
+      ${returning('$5::bigint')}`,
+    update: `UPDATE ${t} AS t SET state = ${unless(won, '$2::float8[]', 't.state')}, version = ${unless(won, '$5::bigint', 't.version')},
+        expires_at = ${unless(won, '$3::float8', 't.expires_at')}, expires_min = ${unless(won, minute('$3::float8'), 't.expires_min')}
+      WHERE t.key = $1
+      ${returning('$5::bigint')}`,
     lock: `SELECT state, version, expires_at FROM ${t} WHERE key = $1 FOR UPDATE`,
-    lockedInsert: `INSERT INTO ${t} (key, state, version, expires_at) VALUES ($1, $2::float8[], $4::bigint, $3) ON CONFLICT (key) DO NOTHING RETURNING version`,
-    lockedUpdate: `UPDATE ${t} SET state = $2::float8[], version = $4::bigint, expires_at = $3 WHERE key = $1`,
+    lockedInsert: `INSERT INTO ${t} (key, state, version, expires_at, expires_min) VALUES ($1, $2::float8[], $4::bigint, $3::float8, ${minute('$3::float8')})
+      ON CONFLICT (key) DO NOTHING RETURNING version`,
+    lockedUpdate: `UPDATE ${t} SET state = $2::float8[], version = $4::bigint, expires_at = $3::float8, expires_min = ${minute('$3::float8')} WHERE key = $1`,
     deleteLike: `DELETE FROM ${t} WHERE key LIKE $1`,
     delete: `DELETE FROM ${t} WHERE key = $1`,
-    cleanup: `DELETE FROM ${t} WHERE ctid = ANY (ARRAY(SELECT ctid FROM ${t} WHERE expires_at <= $1::float8 LIMIT $2))`,
+    cleanup: `DELETE FROM ${t} WHERE ctid = ANY (ARRAY(SELECT ctid FROM ${t} WHERE expires_min <= ${minute('$1::float8')} AND expires_at <= $1::float8 LIMIT $2))`,
     count: `SELECT count(*)::int AS n FROM ${t} WHERE key LIKE $1`,
   }
 }

@@ -73,7 +73,7 @@ const CLEANUP_BATCH = 10_000
 export class PostgresStore extends CasStore<string> {
   readonly table: string
   readonly prefix: string
-  protected override readonly speculative = true
+  protected override readonly speculation = 'always'
   protected override readonly exclusiveAfter: number
   private readonly pool: PgPoolLike
   private readonly sql: Statements
@@ -130,7 +130,7 @@ export class PostgresStore extends CasStore<string> {
 
   /**
    * Delete the rows whose state expired at `now` (default: the latest time this store has seen, less `expiryGraceMs`),
-   * in batches of 10,000 through the `expires_at` index. Returns how many were deleted.
+   * in batches of 10,000 through the `expires_min` index. Returns how many were deleted.
    */
   async cleanupExpired(now: number = this.lastNow - this.expiryGraceMs): Promise<number> {
     if (!(now > 0)) return 0
@@ -165,13 +165,14 @@ export class PostgresStore extends CasStore<string> {
 
   protected async write(key: string, _ns: string, next: Next, prev: Versioned<string> | null): Promise<Written<string>> {
     await this.ready()
+    const version = String(newVersion())
     const r =
       prev === null
-        ? await this.query('insert', [key, next.state, next.expiresAt, next.now, String(newVersion())])
-        : await this.query('update', [key, next.state, next.expiresAt, prev.version, String(newVersion())])
+        ? await this.query('insert', [key, next.state, next.expiresAt, next.now, version])
+        : await this.query('update', [key, next.state, next.expiresAt, prev.version, version])
     const row = r.rows[0]
-    if (row === undefined) return { ok: false, current: undefined } // a concurrent insert, not visible yet: read again
-    if (row.written !== null && row.written !== undefined) return { ok: true, version: String(row.written) }
+    if (row === undefined) return { ok: false, current: undefined } // deleted, or a concurrent insert not visible yet: read again
+    if (String(row.version) === version) return { ok: true, version }
     return { ok: false, current: record(row) }
   }
 

@@ -22,8 +22,9 @@ export interface RedisStoreOptions {
    */
   time?: 'client' | 'server'
   /**
-   * Checks made in the same turn of the event loop (the requests that arrived together), on the same policy (and
-   * on a Cluster, the same hash slot), go to Redis together: one script call per up to this many keys. `true` (default) is 32: under load, several
+   * Checks made in the same turn of the event loop (the requests that arrived together) while script calls are in
+   * flight, on the same policy (and on a Cluster, the same hash slot), go to Redis together: one script call per up
+   * to this many keys; with nothing in flight a check goes at once. `true` (default) is 32: under load, several
    * calls are in flight at once, so that Redis runs one while this process reads the answer to another.
    * `false` sends one call per check.
    */
@@ -127,9 +128,11 @@ export class RedisStore implements Store {
   private readonly setScript: Script = { text: SET_SCRIPT, sha: SET_SHA1, loaded: false }
   /**
    * Batches opened in this turn of the event loop, sent by a `setImmediate` once its I/O callbacks have run: the
-   * checks of every request that arrived in this turn go together, and an idle process sends at once.
+   * checks of every request that arrived in this turn go together.
    */
   private opened: Batch[] = []
+  /** Script calls sent and not answered yet. */
+  private inflight = 0
 
   constructor(options: RedisStoreOptions) {
     if (options === null || typeof options !== 'object' || options.client === undefined) {
@@ -277,14 +280,17 @@ export class RedisStore implements Store {
       }
     }
     const nowArg = this.time === 'server' ? '' : String(now)
-    const b = this.maxBatch === 1 ? new Batch(info, nowArg, now, 0) : this.batchFor(info, key, nowArg, now)
+    // Nothing in flight and nothing queued: no call to coalesce with, so this check goes at once (as Nagle's
+    // algorithm sends when nothing is unacknowledged). Checks made while calls are in flight wait for the batch.
+    const alone = this.maxBatch === 1 || (this.inflight === 0 && this.opened.length === 0)
+    const b = alone ? new Batch(info, nowArg, now, 0) : this.batchFor(info, key, nowArg, now)
     b.keys.push(key)
     b.costs.push(peek ? 'peek' : cost === 1 ? '1' : String(cost))
     const p = new Promise<Outcome>((resolve, reject) => {
       b.resolves.push(resolve)
       b.rejects.push(reject)
     })
-    if (this.maxBatch === 1) this.send(b, 0, 1)
+    if (alone) this.send(b, 0, 1)
     return p
   }
 
@@ -364,6 +370,7 @@ export class RedisStore implements Store {
     args[0] = b.nowArg
     for (let i = 0; i < params.length; i++) args[1 + i] = params[i] as string
     for (let i = from; i < to; i++) args[1 + params.length + i - from] = b.costs[i] as string
+    this.inflight++
     const fail = (error: unknown) => {
       for (let i = from; i < to; i++) (b.rejects[i] as (e: unknown) => void)(error)
     }
@@ -377,18 +384,33 @@ export class RedisStore implements Store {
     const load = () => {
       this.counters.calls++
       this.counters.scriptLoads++
-      call(() => this.adapter.eval(script.text, keys, args)).then((reply) => {
-        script.loaded = true
-        done(reply)
-      }, fail)
+      call(() => this.adapter.eval(script.text, keys, args)).then(
+        (reply) => {
+          this.inflight--
+          script.loaded = true
+          done(reply)
+        },
+        (error) => {
+          this.inflight--
+          fail(error)
+        },
+      )
     }
     if (!script.loaded) {
       load()
       return
     }
     this.counters.calls++
-    call(() => this.adapter.evalsha(script.sha, keys, args)).then(done, (error) =>
-      String((error as Error)?.message).startsWith('NOSCRIPT') ? load() : fail(error),
+    call(() => this.adapter.evalsha(script.sha, keys, args)).then(
+      (reply) => {
+        this.inflight--
+        done(reply)
+      },
+      (error) => {
+        if (String((error as Error)?.message).startsWith('NOSCRIPT')) return load()
+        this.inflight--
+        fail(error)
+      },
     )
   }
 
