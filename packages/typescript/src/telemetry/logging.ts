@@ -45,7 +45,7 @@ export class LoggingTelemetry implements Telemetry {
 
   constructor(options: LoggingTelemetryOptions = {}) {
     if (options === null || typeof options !== 'object') throw new HaltConfigError('HALT_INVALID_TELEMETRY', 'LoggingTelemetry: options must be an object.')
-    const logger = options.logger ?? console
+    const logger = options.logger === undefined ? console : options.logger
     if (logger === null || typeof logger !== 'object' || typeof logger.info !== 'function' || typeof logger.warn !== 'function') {
       throw new HaltConfigError('HALT_INVALID_TELEMETRY', 'LoggingTelemetry: logger must have info(message) and warn(message), like console or pino().')
     }

@@ -25,8 +25,8 @@ interface MetricConfig {
 }
 /** The parts of the prom-client module used here: `import * as client from 'prom-client'`. */
 export interface PrometheusClient {
-  Counter: new (config: MetricConfig) => unknown
-  Histogram: new (config: MetricConfig) => unknown
+  Counter: new (config: never) => unknown
+  Histogram: new (config: never) => unknown
   register: PrometheusRegistry
 }
 
@@ -94,7 +94,8 @@ export class PrometheusTelemetry implements Telemetry {
       const full = prefix + name
       const known = registry.getSingleMetric(full)
       if (known !== undefined) return known as T
-      return new client[kind]({ name: full, help, labelNames, registers: [registry], ...extra }) as T
+      const make = client[kind] as unknown as new (config: MetricConfig) => T
+      return new make({ name: full, help, labelNames, registers: [registry], ...extra })
     }
     this.decisions = metric('Counter', 'decisions_total', 'Rate-limit decisions, by policy, outcome, reason and shadow mode.', [
       'policy',
