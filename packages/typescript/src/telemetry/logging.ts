@@ -42,6 +42,8 @@ export class LoggingTelemetry implements Telemetry {
   private readonly logAllowed: boolean
   private readonly utc: boolean
   private readonly clock: () => number
+  private second = Number.NaN
+  private stamp = ''
 
   constructor(options: LoggingTelemetryOptions = {}) {
     if (options === null || typeof options !== 'object') throw new HaltConfigError('HALT_INVALID_TELEMETRY', 'LoggingTelemetry: options must be an object.')
@@ -92,13 +94,18 @@ export class LoggingTelemetry implements Telemetry {
     return `${this.time()} req_id=${e.requestId === undefined ? '-' : value(e.requestId)} key=${e.key === '' ? '-' : value(e.key)}`
   }
 
-  /** HH:MM:SS */
+  /** HH:MM:SS, formatted once per second. */
   private time(): string {
-    const t = new Date(this.clock())
+    const ms = this.clock()
+    const second = Math.floor(ms / 1000)
+    if (second === this.second) return this.stamp
+    const t = new Date(ms)
     const h = this.utc ? t.getUTCHours() : t.getHours()
     const m = this.utc ? t.getUTCMinutes() : t.getMinutes()
     const s = this.utc ? t.getUTCSeconds() : t.getSeconds()
-    return `${two(h)}:${two(m)}:${two(s)}`
+    this.second = second
+    this.stamp = `${two(h)}:${two(m)}:${two(s)}`
+    return this.stamp
   }
 }
 
