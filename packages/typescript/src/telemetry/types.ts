@@ -53,7 +53,7 @@ export interface Telemetry {
   onAllowed?(event: DecisionEvent): void
   /** A decision that rejects the request (in shadow mode: that would have rejected it). */
   onBlocked?(event: DecisionEvent): void
-  /** An identity came close to its limit (the fraction is the limiter's setting). */
+  /** An admitted request took a policy from below the limiter's `nearLimit` fraction (default 0.8) of its capacity to it or beyond. */
   onNearLimit?(event: DecisionEvent): void
   /** A store call failed or timed out; the failure policy answered instead. */
   onError?(event: StoreErrorEvent): void

@@ -75,7 +75,8 @@ it.runIf(existsSync(join(ROOT, 'dist/telemetry/prometheus.js')))(
     await until(() => out.split('key=user:carol').length === 5) // every decision logged: 1 + 12 + 4 lines
     expect(out).toMatch(/^\d\d:\d\d:\d\d req_id=[0-9a-f]{8} key=user:alice check=penalty remaining=0 retry_after=\d+$/m)
     const logs = out.split('\n').filter((l) => l.includes(' req_id='))
-    expect(logs).toHaveLength(17)
+    expect(logs).toHaveLength(18) // and one near-limit warning: alice's 4th call took her to 80% of 5
+    expect(logs.filter((l) => l.includes(' near_limit '))).toEqual([expect.stringMatching(/ key=user:alice near_limit policy=plan_free remaining=1 limit=5$/)])
     expect(`${logs.join('\n')}\n${metrics}`).not.toContain('sk_test_')
   },
 )

@@ -43,6 +43,8 @@ describe('LoggingTelemetry', () => {
       { level: 'info', line: '12:41:01 req_id=8f1 key=ip:203.0.113.7 check=pass remaining=2' },
       { level: 'info', line: '12:41:01 req_id=8f2 key=ip:203.0.113.7 check=pass remaining=1' },
       { level: 'info', line: '12:41:01 req_id=8f3 key=ip:203.0.113.7 check=pass remaining=0' },
+      // The limiter's near-limit signal (80% of the capacity by default): this request took it from 2 of 3 to 3.
+      { level: 'warn', line: '12:41:01 req_id=8f3 key=ip:203.0.113.7 near_limit policy=api remaining=0 limit=3' },
       { level: 'warn', line: '12:41:03 req_id=2c7 key=ip:203.0.113.7 check=limit remaining=0 retry_after=18' },
       { level: 'info', line: '12:41:03 req_id=a40 key=ip:127.0.0.1 check=exempt' },
       { level: 'info', line: '12:41:03 req_id=- key=user:42 check=pass remaining=2' },
@@ -55,15 +57,19 @@ describe('LoggingTelemetry', () => {
     limiter.check(view())
     limiter.check(view())
     expect(lines[0]!.line).toMatch(/^12:41:01 req_id=[0-9a-f]{8} key=ip:203\.0\.113\.7 check=pass remaining=0$/)
-    expect(lines[1]!.line).toMatch(/ check=limit remaining=0 retry_after=300$/)
-    expect(lines[2]!.line).toMatch(/ check=cooldown remaining=0 retry_after=300$/)
+    expect(lines[1]!.line).toMatch(/ near_limit policy=login remaining=0 limit=1$/)
+    expect(lines[2]!.line).toMatch(/ check=limit remaining=0 retry_after=300$/)
+    expect(lines[3]!.line).toMatch(/ check=cooldown remaining=0 retry_after=300$/)
   })
 
-  it('logAllowed: false keeps only rejections', () => {
+  it('logAllowed: false keeps only rejections and warnings', () => {
     const { limiter, lines } = setup({ name: 'api', limit: 1, window: 60 }, { logAllowed: false })
     limiter.check('k')
     limiter.check('k')
-    expect(lines.map((l) => l.line)).toEqual(['12:41:01 req_id=- key=k check=limit remaining=0 retry_after=60'])
+    expect(lines.map((l) => l.line)).toEqual([
+      '12:41:01 req_id=- key=k near_limit policy=api remaining=0 limit=1',
+      '12:41:01 req_id=- key=k check=limit remaining=0 retry_after=60',
+    ])
   })
 
   it('marks shadow decisions and those of the failure policy; logs near-limit signals and store errors at warn', async () => {

@@ -139,6 +139,8 @@ describe('halt/otel span events', () => {
           'halt.key': 'ip:203.0.113.7',
         },
       ],
+      // The limiter's near-limit signal: the first request took the policy to its whole capacity.
+      ['halt.near_limit', { 'halt.policy': 'api', 'halt.remaining': 0, 'halt.limit': 1, 'halt.shadow': false, 'halt.key': 'ip:203.0.113.7' }],
       ['halt.decision', expect.objectContaining({ 'halt.outcome': 'blocked', 'halt.reason': 'limit', 'halt.retry_after': 60 })],
     ])
     expect(b!.events.map((e) => e.attributes?.['halt.key'])).toEqual(['user:42'])
