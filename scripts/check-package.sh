@@ -24,6 +24,20 @@ for sub in $subpaths; do
   echo "ok   $sub  (esm, cjs)"
 done
 
+# Exporters load their optional peer when created: without it, importing works (above) and creating one
+# fails with HALT_MISSING_PEER; with it (linked from the workspace), creating one works, as ESM and as CJS.
+for pair in "prometheus:PrometheusTelemetry:prom-client" "otel:OTelTelemetry:@opentelemetry/api"; do
+  IFS=: read -r sub cls peer <<<"$pair"
+  node --input-type=module -e "import { $cls } from 'halt/$sub'; try { new $cls(); throw new Error('no error') } catch (e) { if (e.code !== 'HALT_MISSING_PEER') throw e }"
+  node -e "const { $cls } = require('halt/$sub'); try { new $cls(); throw new Error('no error') } catch (e) { if (e.code !== 'HALT_MISSING_PEER') throw e }"
+  mkdir -p "node_modules/$(dirname "$peer")"
+  ln -s "$root/node_modules/$peer" "node_modules/$peer"
+  node --input-type=module -e "import { $cls } from 'halt/$sub'; new $cls()"
+  node -e "const { $cls } = require('halt/$sub'); new $cls()"
+  rm "node_modules/$peer"
+  echo "ok   halt/$sub: HALT_MISSING_PEER without $peer, works with it (esm, cjs)"
+done
+
 # Types: every subpath resolves with declarations, from ESM and from CJS TypeScript.
 : > check.mts
 : > check.cts

@@ -16,6 +16,8 @@ export const entries = {
   'stores/mongodb': 'src/stores/mongodb/index.ts',
   'stores/dynamodb': 'src/stores/dynamodb/index.ts',
   'stores/memcached': 'src/stores/memcached/index.ts',
+  'telemetry/prometheus': 'src/telemetry/prometheus/index.ts',
+  'telemetry/otel': 'src/telemetry/otel/index.ts',
 }
 
 export default defineConfig({

@@ -1,33 +1,27 @@
-// Example: an Express API limited by Halt (in-memory store, presets.PUBLIC_API), logging one line per decision.
+// Example: an Express API limited by Halt (in-memory store, presets.PUBLIC_API), logging one line per decision with LoggingTelemetry.
 // Run: npm run example (from the repository root), then try the curl commands it prints.
 // On Redis, shared by several processes: REDIS_URL=redis://127.0.0.1:6379 node examples/cluster.mjs examples/express-api.mjs
 import { randomBytes } from 'node:crypto'
 import express from 'express'
-import { InMemoryStore, presets, RateLimiter } from 'halt'
+import { InMemoryStore, LoggingTelemetry, presets, RateLimiter } from 'halt'
 import { haltMiddleware } from 'halt/express'
 
 const PORT = Number(process.env.PORT ?? 3000)
 // With REDIS_URL, a RedisStore: every process of the API shares one limit per client.
 const store = process.env.REDIS_URL ? await redisStore(process.env.REDIS_URL) : new InMemoryStore()
 
-function log(event) {
-  const { key, decision: d, request } = event
-  const time = new Date().toTimeString().slice(0, 8)
-  const check = d.reason === 'exempt' ? 'exempt' : d.allowed ? 'pass' : d.reason
-  const tail = check === 'exempt' ? '' : d.allowed ? ` remaining=${d.remaining}` : ` remaining=${d.remaining} retry_after=${d.retryAfter}`
-  console.log(`${time} req_id=${request?.header('x-request-id')} key=${key || '-'} check=${check}${tail}`)
-}
-
 const limiter = new RateLimiter({
   store,
   policy: presets.PUBLIC_API, // 100 requests per minute per client, bursts of 120
   // Pretend a reverse proxy runs on this machine: believe X-Forwarded-For from loopback only.
   trustedProxies: ['loopback'],
-  telemetry: { onDecision: log },
+  // One line per decision (admissions to console.info, rejections to console.warn); req_id from X-Request-Id.
+  telemetry: new LoggingTelemetry(),
 })
 
 const app = express()
 app.use((req, _res, next) => {
+  // A request id, as an app's own middleware (or the proxy in front) would set it.
   req.headers['x-request-id'] ??= randomBytes(2).toString('hex').slice(0, 3)
   next()
 })

@@ -15,8 +15,8 @@ const limiter = new RateLimiter({
   ],
   nearLimit: 0.8,
   telemetry: {
-    onDecision(e) {
-      if (e.shadow && !e.decision.allowed) shadowBlocked.set(e.decision.policy, (shadowBlocked.get(e.decision.policy) ?? 0) + 1)
+    onBlocked(e) {
+      if (e.shadow) shadowBlocked.set(e.decision.policy, (shadowBlocked.get(e.decision.policy) ?? 0) + 1)
     },
     onNearLimit(e) {
       console.log(`  near_limit policy=${e.decision.policy}${e.shadow ? ' (shadow)' : ''} key=${e.key} remaining=${e.decision.remaining}`)

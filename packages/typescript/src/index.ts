@@ -4,18 +4,7 @@ import * as presets from './core/presets.js'
 export { type AlgorithmImpl, algorithms, EPS, evaluate, runStep } from './core/algorithms/index.js'
 export { HaltConfigError, RateLimitExceeded } from './core/errors.js'
 export { type FailoverOptions, type OnStoreError, StoreTimeoutError } from './core/failover.js'
-export type {
-  CheckOptions,
-  Clock,
-  CostResolver,
-  DecisionEvent,
-  KeyExplanation,
-  LimiterStats,
-  PolicyResolver,
-  RateLimiterOptions,
-  StoreErrorEvent,
-  Telemetry,
-} from './core/limiter.js'
+export type { CheckOptions, Clock, CostResolver, KeyExplanation, LimiterStats, PolicyResolver, RateLimiterOptions } from './core/limiter.js'
 export { combine, RateLimiter, toDecision } from './core/limiter.js'
 export { compilePolicy, durationMs, Rule } from './core/policy.js'
 export { getPlanPolicy } from './core/presets.js'
@@ -44,4 +33,8 @@ export { Penalty, type PenaltyConfig, PenaltyManager, type PenaltyManagerOptions
 export { definePlans, type PlanEntry, type PlanTable } from './saas/plans.js'
 export { type Quota, QuotaManager, type QuotaManagerOptions, type QuotaResult, type QuotaState } from './saas/quota.js'
 export { InMemoryStore, type InMemoryStoreOptions } from './stores/memory.js'
+export { type OutcomeLabel, outcomeOf, reasonOf } from './telemetry/labels.js'
+export { type Logger, LoggingTelemetry, type LoggingTelemetryOptions } from './telemetry/logging.js'
+export { type DecisionCounts, type LatencySnapshot, type MetricsSnapshot, MetricsTelemetry, type MetricsTelemetryOptions } from './telemetry/metrics.js'
+export type { DecisionEvent, StoreErrorEvent, Telemetry, TelemetryOption } from './telemetry/types.js'
 export { presets }

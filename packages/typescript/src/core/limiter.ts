@@ -8,6 +8,8 @@ import { ANONYMOUS_KEY, type ExemptReason, type HttpOptions, HttpRules, UNKNOWN_
 import { WarningCode } from '../http/warnings.js'
 import type { PenaltyManager } from '../saas/penalty.js'
 import { InMemoryStore } from '../stores/memory.js'
+import { requestIdOf, TelemetryHub } from '../telemetry/hub.js'
+import type { DecisionEvent, TelemetryOption } from '../telemetry/types.js'
 import { HaltConfigError, RateLimitExceeded } from './errors.js'
 import { Circuit, Deadlines, type FailoverOptions, type OnStoreError, validateFailover } from './failover.js'
 import { compilePolicy, type Rule } from './policy.js'
@@ -17,41 +19,6 @@ import type { AlgorithmName, Decision, KeyStrategyName, Outcome, Policy, PolicyM
 
 /** Milliseconds since the Unix epoch. Inject a fake one in tests. */
 export type Clock = () => number
-
-/** One decision, as telemetry sees it. */
-export interface DecisionEvent {
-  /** The storage identity (`ip:203.0.113.7`, `apikey:<hash>`, ...); for an exempt request, the client's address key or `''`. */
-  key: string
-  cost: number
-  decision: Decision
-  /** Set when the store failed and the decision came from the failure policy. */
-  storeError?: OnStoreError
-  /** The request, when the check was made with a `RequestView`. */
-  request?: RequestView
-  /** True when `decision` is a shadow policy's: what it would have decided. It blocked nothing. */
-  shadow?: boolean
-}
-
-/** A store call that failed or timed out. */
-export interface StoreErrorEvent {
-  error: unknown
-  key: string
-  policy: string
-  operation: 'check' | 'peek'
-  /** What the limiter did instead. */
-  action: OnStoreError
-}
-
-/** Hooks a limiter calls; every one optional. The telemetry issue adds exporters. */
-export interface Telemetry {
-  onDecision?(event: DecisionEvent): void
-  /**
-   * An admitted request took a policy to `nearLimit` (default 0.8) of its capacity or beyond, from below it.
-   * `event.decision` is that policy's decision; `event.shadow` is set for a shadow policy.
-   */
-  onNearLimit?(event: DecisionEvent): void
-  onStoreError?(event: StoreErrorEvent): void
-}
 
 /**
  * Chooses the policy of a request, e.g. by the user's plan, or a limit set (an
@@ -94,7 +61,8 @@ export interface RateLimiterOptions<S extends Store = Store> extends FailoverOpt
   cost?: number | CostResolver
   /** Default `Date.now`. */
   clock?: Clock
-  telemetry?: Telemetry
+  /** Hooks or exporters told of every decision and store failure (see src/telemetry): one, or an array. */
+  telemetry?: TelemetryOption
   /**
    * Penalties for abusers: every blocked request records a violation (severity 1) for its key, and while a key's
    * penalty runs its limit and burst are scaled by the manager's `multiplier` (rejections then say `reason: 'penalty'`).
@@ -160,7 +128,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
   /** The compiled HTTP options: client address, exemptions, keys. */
   readonly http: HttpRules
   private readonly clock: Clock
-  private readonly telemetry: Telemetry | undefined
+  private readonly telemetry: TelemetryHub | undefined
   private readonly overrides = new Map<string, Rule>()
   private readonly resolver: PolicyResolver | undefined
   /** Policies a resolver returned, by object identity, and by content (for resolvers that build fresh objects). */
@@ -276,7 +244,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
       throw new HaltConfigError('HALT_INVALID_CLOCK', 'RateLimiter: clock must be a function returning epoch milliseconds, like Date.now.')
     }
     this.clock = options.clock ?? Date.now
-    this.telemetry = options.telemetry
+    this.telemetry = options.telemetry === undefined ? undefined : new TelemetryHub(options.telemetry, (c, m) => this.http.warnings.warn(c, m))
     this.penalties = checkPenalties(options.penalties, this.store)
     if (this.penalties !== undefined && set !== undefined) {
       throw new HaltConfigError(
@@ -327,7 +295,10 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     const cost = options?.cost === undefined ? rule.cost : checkedCost(options.cost)
     const now = this.clock()
     if (this.penalties !== undefined) return this.penalised(key, rule, now, cost, undefined) as MaybePromise<S, Decision>
-    if (this.store.synchronous) return this.finish(key, cost, rule, this.store.consume(rule.ns, key, rule, now, cost) as Outcome) as MaybePromise<S, Decision>
+    if (this.store.synchronous) {
+      const t0 = this.telemetry === undefined ? 0 : performance.now()
+      return this.finish(key, cost, rule, this.store.consume(rule.ns, key, rule, now, cost) as Outcome, t0) as MaybePromise<S, Decision>
+    }
     return this.remote(key, rule, now, cost, 'check') as MaybePromise<S, Decision>
   }
 
@@ -480,7 +451,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     const r = this.resolve(req, options, undefined)
     if (r.exempt !== undefined) {
       const d = exemptDecision(r.rule)
-      if (operation === 'check') this.telemetry?.onDecision?.({ key: r.key, cost: 0, decision: d, request: req })
+      if (operation === 'check') this.telemetry?.decision({ key: r.key, cost: 0, decision: d, requestId: requestIdOf(req) })
       return this.store.synchronous ? d : Promise.resolve(d)
     }
     const set = r.rule === this.rule ? this.set : (this.setsByHead.get(r.rule)?.rules ?? (r.rule.shadow ? [r.rule] : undefined))
@@ -494,7 +465,8 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     if (this.penalties !== undefined && operation === 'check') return this.penalised(r.key, rule, now, r.cost, req)
     if (this.store.synchronous) {
       if (operation === 'peek') return toDecision(rule, this.store.peek(rule.ns, r.key, rule, now) as Outcome)
-      return this.finish(r.key, r.cost, rule, this.store.consume(rule.ns, r.key, rule, now, r.cost) as Outcome, undefined, req)
+      const t0 = this.telemetry === undefined ? 0 : performance.now()
+      return this.finish(r.key, r.cost, rule, this.store.consume(rule.ns, r.key, rule, now, r.cost) as Outcome, t0, undefined, req)
     }
     return this.remote(r.key, rule, now, operation === 'peek' ? 0 : r.cost, operation, req)
   }
@@ -645,11 +617,11 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     return r
   }
 
-  private finish(key: string, cost: number, rule: Rule, o: Outcome, storeError?: OnStoreError, request?: RequestView): Decision {
+  private finish(key: string, cost: number, rule: Rule, o: Outcome, t0: number, storeError?: OnStoreError, request?: RequestView): Decision {
     const d = toDecision(rule, o)
     if (o.reason === 'limit' && this.penalties?.isPenalisedRule(rule)) d.reason = 'penalty'
-    this.record(key, cost, d, storeError, request)
-    if (this.telemetry?.onNearLimit !== undefined) this.nearLimit(key, cost, rule, d, request)
+    this.record(key, cost, d, t0, storeError, request)
+    if (this.telemetry?.hasNearLimit === true) this.nearLimit(key, cost, rule, d, request)
     return d
   }
 
@@ -659,10 +631,11 @@ export class RateLimiter<S extends Store = InMemoryStore> {
    */
   private penalised(key: string, rule: Rule, now: number, cost: number, request: RequestView | undefined): Decision | Promise<Decision> {
     const pm = this.penalties as PenaltyManager<Store>
+    const t0 = this.telemetry === undefined ? 0 : performance.now() // the penalty read is part of the check's time
     const decide = (active: boolean): Decision | Promise<Decision> => {
       const r = active ? pm.penalised(rule) : rule
       const d = this.store.synchronous
-        ? this.finish(key, cost, r, this.store.consume(r.ns, key, r, now, cost) as Outcome, undefined, request)
+        ? this.finish(key, cost, r, this.store.consume(r.ns, key, r, now, cost) as Outcome, t0, undefined, request)
         : this.remote(key, r, now, cost, 'check', request)
       return d instanceof Promise ? d.then(violation) : violation(d)
     }
@@ -704,13 +677,14 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     request: RequestView | undefined,
   ): Decision | Promise<Decision> {
     if (this.store.synchronous) {
+      const t0 = this.telemetry === undefined ? 0 : performance.now()
       if (operation === 'peek')
         return combine(
           rules,
           rules.map((r) => ({ ...(this.store.peek(r.ns, key, r, now) as Outcome) })),
         )
       const outcomes = (this.store as SyncStore).consumeSet?.(key, rules, now, costs) as Outcome[]
-      return this.finishSet(key, rules, costs, outcomes, undefined, request)
+      return this.finishSet(key, rules, costs, outcomes, t0, undefined, request)
     }
     return this.remoteSet(key, rules, now, costs, operation, request)
   }
@@ -723,6 +697,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     operation: 'check' | 'peek',
     request: RequestView | undefined,
   ): Promise<Decision> {
+    const t0 = this.telemetry === undefined ? 0 : performance.now()
     if (this.circuit.allows(now)) {
       try {
         const store = this.store
@@ -732,10 +707,10 @@ export class RateLimiter<S extends Store = InMemoryStore> {
             : Promise.all(rules.map((r) => store.peek(r.ns, key, r, now)))
         const outcomes = await this.deadlines.run(call)
         this.circuit.success()
-        return operation === 'check' ? this.finishSet(key, rules, costs, outcomes, undefined, request) : combine(rules, outcomes)
+        return operation === 'check' ? this.finishSet(key, rules, costs, outcomes, t0, undefined, request) : combine(rules, outcomes)
       } catch (error) {
         this.circuit.failure(this.clock())
-        this.telemetry?.onStoreError?.({ error, key, policy: this.rule.name, operation, action: this.failover.onStoreError })
+        this.telemetry?.error({ error, key, policy: this.rule.name, operation, action: this.failover.onStoreError })
       }
     }
     const mode = this.failover.onStoreError
@@ -748,10 +723,10 @@ export class RateLimiter<S extends Store = InMemoryStore> {
           rules,
           rules.map((r) => ({ ...fb.peek(r.ns, key, r, now) })),
         )
-      return this.finishSet(key, rules, costs, fb.consumeSet(key, rules, now, costs), 'fallback', request)
+      return this.finishSet(key, rules, costs, fb.consumeSet(key, rules, now, costs), t0, 'fallback', request)
     }
     const primary = rules.find((r) => !r.shadow) as Rule
-    return this.degraded(key, primary, now, operation === 'check' ? (costs[rules.indexOf(primary)] as number) : 0, operation, request)
+    return this.degraded(key, primary, now, operation === 'check' ? (costs[rules.indexOf(primary)] as number) : 0, operation, t0, request)
   }
 
   /** Count and report a set's decision: the enforced one, each shadow policy's, near-limit signals. */
@@ -760,6 +735,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     rules: readonly Rule[],
     costs: readonly number[],
     outcomes: readonly Outcome[],
+    t0: number,
     storeError: OnStoreError | undefined,
     request: RequestView | undefined,
   ): Decision {
@@ -767,7 +743,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     const policies = d.policies as Decision[]
     const cost = (name: string) => costs[rules.findIndex((r) => r.name === name)] as number
     if (d.shadow === true) this.allowedCount++
-    else this.record(key, cost(d.policy), d, storeError, request)
+    else this.record(key, cost(d.policy), d, t0, storeError, request)
     const t = this.telemetry
     // A shadow policy consumed only if every policy admitted (evaluateSet).
     const all = policies.every((p) => p.allowed)
@@ -775,17 +751,17 @@ export class RateLimiter<S extends Store = InMemoryStore> {
       const rule = rules[i] as Rule
       const p = policies[i] as Decision
       if (!rule.shadow) {
-        if (d.allowed && t?.onNearLimit !== undefined) this.nearLimit(key, costs[i] as number, rule, p, request)
+        if (d.allowed && t?.hasNearLimit === true) this.nearLimit(key, costs[i] as number, rule, p, request)
         continue
       }
       if (!p.allowed) this.shadowBlockedCount++
-      if (t?.onDecision !== undefined) {
-        const event: DecisionEvent = { key, cost: costs[i] as number, decision: p, shadow: true }
+      if (t !== undefined) {
+        const event: DecisionEvent = { key, cost: costs[i] as number, decision: p, shadow: true, durationMs: performance.now() - t0 }
         if (storeError !== undefined) event.storeError = storeError
-        if (request !== undefined) event.request = request
-        t.onDecision(event)
+        if (request !== undefined) event.requestId = requestIdOf(request)
+        t.decision(event)
       }
-      if (all && t?.onNearLimit !== undefined) this.nearLimit(key, costs[i] as number, rule, p, request)
+      if (all && t?.hasNearLimit === true) this.nearLimit(key, costs[i] as number, rule, p, request)
     }
     return d
   }
@@ -798,47 +774,47 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     if (used + 1e-9 < threshold || used - cost >= threshold) return
     const event: DecisionEvent = { key, cost, decision: d }
     if (rule.shadow) event.shadow = true
-    if (request !== undefined) event.request = request
-    this.telemetry?.onNearLimit?.(event)
+    if (request !== undefined) event.requestId = requestIdOf(request)
+    this.telemetry?.nearLimit(event)
   }
 
-  /** Count a decision and tell telemetry. */
-  private record(key: string, cost: number, d: Decision, storeError?: OnStoreError, request?: RequestView): Decision {
+  /** Count a decision and tell telemetry. `t0`: `performance.now()` before the store call (latency includes the store). */
+  private record(key: string, cost: number, d: Decision, t0: number, storeError?: OnStoreError, request?: RequestView): Decision {
     if (d.allowed) this.allowedCount++
     else this.blockedCount++
-    const t = this.telemetry?.onDecision
-    if (t !== undefined) {
-      const event: DecisionEvent = { key, cost, decision: d }
+    if (this.telemetry !== undefined) {
+      const event: DecisionEvent = { key, cost, decision: d, durationMs: performance.now() - t0 }
       if (storeError !== undefined) event.storeError = storeError
-      if (request !== undefined) event.request = request
-      this.telemetry?.onDecision?.(event)
+      if (request !== undefined) event.requestId = requestIdOf(request)
+      this.telemetry.decision(event)
     }
     return d
   }
 
   /** A call to an asynchronous store, under the timeout, the circuit breaker and the failure policy. */
   private async remote(key: string, rule: Rule, now: number, cost: number, operation: 'check' | 'peek', request?: RequestView): Promise<Decision> {
+    const t0 = this.telemetry === undefined ? 0 : performance.now()
     if (this.circuit.allows(now)) {
       try {
         const call = operation === 'check' ? this.store.consume(rule.ns, key, rule, now, cost) : this.store.peek(rule.ns, key, rule, now)
         const o = await this.deadlines.run(call)
         this.circuit.success()
-        return operation === 'check' ? this.finish(key, cost, rule, o, undefined, request) : toDecision(rule, o)
+        return operation === 'check' ? this.finish(key, cost, rule, o, t0, undefined, request) : toDecision(rule, o)
       } catch (error) {
         this.circuit.failure(this.clock())
-        this.telemetry?.onStoreError?.({ error, key, policy: rule.name, operation, action: this.failover.onStoreError })
+        this.telemetry?.error({ error, key, policy: rule.name, operation, action: this.failover.onStoreError })
       }
     }
-    return this.degraded(key, rule, now, cost, operation, request)
+    return this.degraded(key, rule, now, cost, operation, t0, request)
   }
 
   /** The decision while the store is down, as `onStoreError` says. */
-  private degraded(key: string, rule: Rule, now: number, cost: number, operation: 'check' | 'peek', request?: RequestView): Decision {
+  private degraded(key: string, rule: Rule, now: number, cost: number, operation: 'check' | 'peek', t0: number, request?: RequestView): Decision {
     const mode = this.failover.onStoreError
     if (mode === 'fallback') {
       this.fallbackStore ??= new InMemoryStore()
       const o = operation === 'check' ? this.fallbackStore.consume(rule.ns, key, rule, now, cost) : this.fallbackStore.peek(rule.ns, key, rule, now)
-      return operation === 'check' ? this.finish(key, cost, rule, o, mode, request) : toDecision(rule, o)
+      return operation === 'check' ? this.finish(key, cost, rule, o, t0, mode, request) : toDecision(rule, o)
     }
     const allowed = mode === 'open'
     const o: Outcome = {
@@ -852,7 +828,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     }
     const d = toDecision(rule, o)
     d.reason = 'store_error'
-    return operation === 'check' ? this.record(key, cost, d, mode, request) : d
+    return operation === 'check' ? this.record(key, cost, d, t0, mode, request) : d
   }
 
   private override(name: AlgorithmName): Rule {

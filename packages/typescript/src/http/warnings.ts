@@ -20,6 +20,8 @@ export const WarningCode = {
   CALLBACK_FAILED: 'HALT_CALLBACK_FAILED',
   /** The `api_key` strategy runs on a shared store with a per-process random secret. */
   API_KEY_SECRET_NOT_SHARED: 'HALT_API_KEY_SECRET_NOT_SHARED',
+  /** A telemetry hook threw or its promise rejected; the request was served all the same. */
+  TELEMETRY_HOOK_FAILED: 'HALT_TELEMETRY_HOOK_FAILED',
 } as const
 export type WarningCodeName = (typeof WarningCode)[keyof typeof WarningCode]
 

@@ -22,11 +22,13 @@ afterAll(() => {
 it.runIf(existsSync(join(ROOT, 'dist/adapters/express.js')))(
   'examples/express-api.mjs: headers, 429, exempt health check, one log line per decision',
   async () => {
-    child = spawn(process.execPath, [join(ROOT, 'examples/express-api.mjs')], { env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'inherit'] })
-    let out = ''
-    child.stdout?.on('data', (b: Buffer) => {
+    child = spawn(process.execPath, [join(ROOT, 'examples/express-api.mjs')], { env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = '' // stdout and stderr: LoggingTelemetry writes rejections with console.warn
+    const collect = (b: Buffer) => {
       out += b.toString()
-    })
+    }
+    child.stdout?.on('data', collect)
+    child.stderr?.on('data', collect)
     child.once('exit', (code) => {
       out += `\n(example exited with ${code})`
     })

@@ -82,15 +82,20 @@ describe('check(request)', () => {
     await expect(e).resolves.toMatchObject({ reason: 'exempt' })
   })
 
-  it('reports the request and key to telemetry, exempt decisions included', () => {
+  it('reports the key and the request id to telemetry, exempt decisions included', () => {
     const events: DecisionEvent[] = []
-    const { limiter } = httpLimiter({ policy: { limit: 5, window: 60 }, telemetry: { onDecision: (e) => events.push(e) } })
-    const r = view({ ip: '203.0.113.7' })
-    limiter.check(r)
+    const { limiter } = httpLimiter({ policy: { limit: 5, window: 60 }, telemetry: { onCheck: (e) => events.push(e) } })
+    limiter.check(view({ ip: '203.0.113.7', headers: { 'x-request-id': 'req-8f1' } }))
     limiter.check(view({ ip: '10.0.0.1' }))
-    expect(events[0]).toMatchObject({ key: 'ip:203.0.113.7', cost: 1, decision: { allowed: true } })
-    expect(events[0]!.request).toBe(r)
+    limiter.check(view({ ip: '203.0.113.7', headers: { 'x-request-id': 'two words\n' } }))
+    expect(events[0]).toMatchObject({ key: 'ip:203.0.113.7', cost: 1, decision: { allowed: true }, requestId: 'req-8f1' })
+    expect(events[0]!.durationMs).toBeGreaterThanOrEqual(0)
     expect(events[1]).toMatchObject({ key: 'ip:10.0.0.1', cost: 0, decision: { reason: 'exempt' } })
+    expect(events[1]!.durationMs).toBeUndefined() // an exempt request reaches no store
+    // No id, or one that could break a log line: a made-up one.
+    expect(events[1]!.requestId).toMatch(/^[0-9a-f]{8}$/)
+    expect(events[2]!.requestId).toMatch(/^[0-9a-f]{8}$/)
+    expect(Object.keys(events[0]!).sort()).toEqual(['cost', 'decision', 'durationMs', 'key', 'requestId'])
   })
 })
 
@@ -131,14 +136,14 @@ describe('key strategies', () => {
   it('api_key: the raw key never appears in keys, explanations or telemetry', () => {
     const raw = 'sk_live_9f8e7d6c5b4a'
     const events: DecisionEvent[] = []
-    const { limiter } = httpLimiter({ policy: { limit: 5, window: 60, keyStrategy: 'api_key' }, telemetry: { onDecision: (e) => events.push(e) } })
+    const { limiter } = httpLimiter({ policy: { limit: 5, window: 60, keyStrategy: 'api_key' }, telemetry: { onCheck: (e) => events.push(e) } })
     const r = view({ headers: { 'x-api-key': raw } })
     const explained = limiter.debugKey(r)
     limiter.check(r)
     expect(explained.key).toMatch(/^apikey:[0-9a-f]{32}$/)
     expect(JSON.stringify(explained)).not.toContain(raw)
     expect(events[0]!.key).toBe(explained.key)
-    expect(JSON.stringify({ ...events[0], request: undefined })).not.toContain(raw)
+    expect(JSON.stringify(events[0])).not.toContain(raw)
     // Bearer and X-API-Key are the same identity; another key is another identity.
     expect(limiter.debugKey(view({ headers: { authorization: `Bearer ${raw}` } })).key).toBe(explained.key)
     expect(limiter.debugKey(view({ headers: { 'x-api-key': `${raw}x` } })).key).not.toBe(explained.key)

@@ -134,8 +134,8 @@ for (const c of cases) {
               retryStoreAfter: RETRY,
               onStoreError: mode,
               telemetry: {
-                onDecision: (e) => events.set(e.decision, e),
-                onStoreError: (event) => errors.push({ at: performance.now(), event }),
+                onCheck: (e) => events.set(e.decision, e),
+                onError: (event) => errors.push({ at: performance.now(), event }),
               },
             })
             await limiter.check('warm-up') // connections and tables are set up before the load

@@ -71,7 +71,7 @@ describe('the compare-and-set loop', () => {
       store: t,
       policy: { name: 'cas', limit: 10, window: 60 },
       onStoreError: 'closed',
-      telemetry: { onStoreError: (e) => errors.push(e.error) },
+      telemetry: { onError: (e) => errors.push(e.error) },
     })
     expect(await limiter.check('k')).toMatchObject({ allowed: false, reason: 'store_error' })
     expect(errors[0]).toBeInstanceOf(CasConflictError)

@@ -373,7 +373,7 @@ export function storeConformance<S extends Store>(h: StoreHarness<S>): void {
           timeout: 100,
           retryStoreAfter: 50,
           onStoreError: 'closed',
-          telemetry: { onStoreError: (e) => errors.push(e.error) },
+          telemetry: { onError: (e) => errors.push(e.error) },
         })
         expect((await limiter.check('k')).allowed).toBe(true)
         const stalled = h.stall?.(store, 800)

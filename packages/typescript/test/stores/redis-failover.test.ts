@@ -65,8 +65,8 @@ describe.skipIf(server('HALT_TEST_REDIS_URL') === undefined)('Redis killed and r
           retryStoreAfter: RETRY,
           onStoreError: mode,
           telemetry: {
-            onDecision: (e) => events.set(e.decision, e),
-            onStoreError: (event) => errors.push({ at: performance.now(), event }),
+            onCheck: (e) => events.set(e.decision, e),
+            onError: (event) => errors.push({ at: performance.now(), event }),
           },
         })
         return { mode, limiter, events, errors, samples: [] as Sample[] }

@@ -36,7 +36,7 @@ function setup(onStoreError: 'open' | 'closed' | 'fallback') {
     timeout: 20,
     retryStoreAfter: 1000,
     onStoreError,
-    telemetry: { onStoreError: (e) => errors.push(e) },
+    telemetry: { onError: (e) => errors.push(e) },
   })
   return { limiter, ctl, clock, errors }
 }

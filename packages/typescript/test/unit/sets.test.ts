@@ -32,7 +32,7 @@ function make(policy: RateLimiterOptions['policy'], extra: Partial<RateLimiterOp
     policy,
     clock,
     store: new InMemoryStore({ sweepInterval: 0 }),
-    telemetry: { onDecision: (e) => events.push(e), onNearLimit: (e) => near.push(e) },
+    telemetry: { onCheck: (e) => events.push(e), onNearLimit: (e) => near.push(e) },
     ...extra,
   })
   return { limiter, clock, events, near }
