@@ -28,6 +28,7 @@ const plans = definePlans(
 const planOf = (req) => req.user?.plan
 
 const store = new InMemoryStore() // one Redis (halt/redis) instead, and every instance shares limits, quotas and penalties
+const telemetry = [new LoggingTelemetry(), new PrometheusTelemetry()]
 const limiter = new RateLimiter({
   store,
   policy: plans.resolver(planOf),
@@ -36,10 +37,11 @@ const limiter = new RateLimiter({
   // then 2, 4, ... minutes for repeat offences.
   penalties: new PenaltyManager({ store, config: { threshold: 3, duration: '1m', multiplier: 0.5, decayRate: 3 } }),
   // One log line per decision, and Prometheus metrics (served on /metrics below).
-  telemetry: [new LoggingTelemetry(), new PrometheusTelemetry()],
+  telemetry,
   exemptPrivateIps: false, // curl from this machine is limited too
 })
-const quotas = new QuotaManager(store)
+// Quota decisions go to the same sinks: an exhausted quota is a line and a halt_decisions_total{reason="quota"}.
+const quotas = new QuotaManager(store, { telemetry })
 
 const app = express()
 app.get('/metrics', async (_req, res) => {

@@ -79,7 +79,9 @@ def test_cleanup_expired() -> None:
     assert limiter.cleanup_expired() == 0
     clock.advance(60_000)
     limiter.check("c")  # the store's latest time moves on
-    assert limiter.cleanup_expired() == 2
+    # Inserting "c" may already have reclaimed one of them (when it lands in the same stripe: string hashes, and so
+    # stripes, differ from run to run); the sweep takes what is left.
+    assert limiter.cleanup_expired() in (1, 2)
     assert store.size() == 1
 
 

@@ -13,7 +13,7 @@ const limiter = new RateLimiter({
   policy: { name: 'shared', algorithm, limit: Number(limit), window: Number(window) },
   timeout: 5000,
   onStoreError: 'closed',
-  telemetry: { onStoreError: () => errors++ },
+  telemetry: { onError: () => errors++ },
 })
 let errors = 0
 await new Promise((resolve) => redis.once('ready', resolve)) // ioredisOptions turns the offline queue off

@@ -5,7 +5,10 @@ import type { Clock } from '../core/limiter.js'
 import type { Rule } from '../core/policy.js'
 import type { MaybePromise, Store } from '../core/store.js'
 import type { Outcome } from '../core/types.js'
+import { Warnings } from '../http/warnings.js'
 import { InMemoryStore } from '../stores/memory.js'
+import { TelemetryHub } from '../telemetry/hub.js'
+import type { TelemetryOption } from '../telemetry/types.js'
 import { checkTimeZone, PERIODS, periodBounds, type QuotaPeriodName } from './calendar.js'
 
 /**
@@ -53,6 +56,12 @@ export interface QuotaManagerOptions {
   timeZone?: string
   /** Default `Date.now`. */
   clock?: Clock
+  /**
+   * Told of every `consumeQuota` (onCheck, then onAllowed or onBlocked with reason `'quota'`, the quota's name as
+   * the policy), as a limiter's telemetry is; the HTTP `quota` option included. A failed store call rejects (the
+   * caller, e.g. the HTTP option's `onStoreError`, decides what then happens).
+   */
+  telemetry?: TelemetryOption
 }
 
 /** A quota, validated, with the rules of its current period (compiled once per period). */
@@ -62,6 +71,9 @@ interface Compiled {
   readonly timeZone: string
   current: { startMs: number; endMs: number; consume: Rule; refund: Rule } | undefined
 }
+
+/** Warnings of the managers' telemetry hooks (a failing hook is reported once), printed with console.warn. */
+const quotaWarnings = new Warnings(undefined, undefined)
 
 function positive(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v) && v > 0
@@ -89,6 +101,7 @@ export class QuotaManager<S extends Store = InMemoryStore> {
   private readonly clock: Clock
   private readonly compiled = new WeakMap<Quota, Compiled>()
   private readonly byContent = new Map<string, Compiled>()
+  private readonly telemetry: TelemetryHub | undefined
 
   constructor(store?: S, options: QuotaManagerOptions = {}) {
     const s = store ?? (new InMemoryStore() as unknown as S)
@@ -102,6 +115,7 @@ export class QuotaManager<S extends Store = InMemoryStore> {
       throw new HaltConfigError('HALT_INVALID_CLOCK', 'QuotaManager: clock must be a function returning epoch milliseconds, like Date.now.')
     }
     this.clock = options.clock ?? Date.now
+    this.telemetry = options.telemetry === undefined ? undefined : new TelemetryHub(options.telemetry, quotaWarnings.warn.bind(quotaWarnings))
   }
 
   /**
@@ -128,7 +142,18 @@ export class QuotaManager<S extends Store = InMemoryStore> {
     const c = checkedCost(cost, 'consumeQuota')
     const { q, rule, now } = this.ruleAt(quota, false)
     const id = checkedId(identifier, 'consumeQuota')
-    return this.map(this.store.consume(rule.ns, id, rule, now, c), q, rule, now, (o) => o.allowed)
+    const r = this.map(this.store.consume(rule.ns, id, rule, now, c), q, rule, now, (o) => o.allowed)
+    const t = this.telemetry
+    if (t === undefined) return r
+    const started = performance.now()
+    const report = (x: QuotaResult): QuotaResult => {
+      const { name, limit, remaining, resetAt, retryAfter } = x.quota
+      const decision = { allowed: x.allowed, limit, remaining, resetAt, retryAfter, policy: name, delay: 0, ...(x.allowed ? {} : { reason: 'quota' as const }) }
+      t.decision({ key: id, cost: c, decision, durationMs: performance.now() - started })
+      return x
+    }
+    if (!(r instanceof Promise)) return report(r as QuotaResult) as MaybePromise<S, QuotaResult>
+    return (r as Promise<QuotaResult>).then(report) as MaybePromise<S, QuotaResult>
   }
 
   /** Give back `cost` units (default 1) of the current period, e.g. for a call that failed; never below 0 used. */

@@ -1,13 +1,12 @@
 // A sustained, bounded load on the README's example API on Redis, served by three worker processes sharing one port:
 // every client key is admitted exactly what its token bucket allows over the run, whichever process answered.
-import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, expect, it } from 'vitest'
+import { expect, it } from 'vitest'
 import { presets } from '../../src/index.js'
 import { server } from '../stores/servers.js'
+import { PACKAGE_ROOT, startExample } from '../support/examples.js'
 
-const ROOT = join(__dirname, '../..')
 const REDIS = server('HALT_TEST_REDIS_URL')
 const WORKERS = 3
 const KEYS = 5
@@ -15,28 +14,18 @@ const IN_FLIGHT = 64
 const SECONDS = 5
 /** Past SECONDS the run goes on until every client has been refused a few times (a slow machine), at most this long. */
 const MAX_SECONDS = 30
-let child: ChildProcess | undefined
 
-afterAll(() => {
-  child?.kill()
-})
-
-it.runIf(REDIS !== undefined && existsSync(join(ROOT, 'dist/adapters/express.js')))(
+it.runIf(REDIS !== undefined && existsSync(join(PACKAGE_ROOT, 'dist/adapters/express.js')))(
   `examples/express-api.mjs on Redis, ${WORKERS} worker processes, ${KEYS} clients, ${IN_FLIGHT} requests in flight for ${SECONDS} s`,
   async () => {
-    child = spawn(process.execPath, [join(ROOT, 'examples/cluster.mjs'), join(ROOT, 'examples/express-api.mjs')], {
-      env: { ...process.env, PORT: '0', WORKERS: String(WORKERS), REDIS_URL: REDIS },
-      stdio: ['ignore', 'pipe', 'inherit'],
+    // The log lines (one per decision) are drained and dropped past the greetings.
+    const { url } = await startExample('examples/cluster.mjs', {
+      args: ['examples/express-api.mjs'],
+      env: { WORKERS: String(WORKERS), REDIS_URL: REDIS as string },
+      greetings: WORKERS,
+      maxOutput: 100_000,
+      waitMs: 20_000,
     })
-    let out = ''
-    child.stdout?.on('data', (b: Buffer) => {
-      if (out.length < 100_000) out += b.toString() // the rest (one log line per decision) is drained and dropped
-    })
-    for (let waited = 0; (out.match(/on http:\/\/localhost:\d+/g) ?? []).length < WORKERS; waited += 20) {
-      if (waited > 20_000) throw new Error(`the workers did not start:\n${out}`)
-      await new Promise((ok) => setTimeout(ok, 20))
-    }
-    const url = (/on (http:\/\/localhost:\d+)/.exec(out) ?? [])[1] as string
     // Client addresses unique to this run, so that keys left in Redis by an earlier run do not count.
     const base = (process.pid % 200) + 20
     const ips = Array.from({ length: KEYS }, (_, i) => `198.18.${base}.${i + 1}`)

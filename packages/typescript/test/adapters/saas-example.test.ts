@@ -1,40 +1,14 @@
 // The README's SaaS example (examples/saas-api.mjs): plans from a user table, a monthly quota, penalties, Prometheus metrics, as documented.
-import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
-import { afterAll, expect, it } from 'vitest'
-
-const ROOT = join(__dirname, '../..')
-let child: ChildProcess | undefined
-
-/** Resolves once `ready()` holds (polled; output from a child process arrives when it arrives), failing after 10 s. */
-async function until(ready: () => boolean): Promise<void> {
-  for (let waited = 0; !ready(); waited += 10) {
-    if (waited > 10_000) throw new Error('timed out waiting for the example')
-    await new Promise((ok) => setTimeout(ok, 10))
-  }
-}
-afterAll(() => {
-  child?.kill()
-})
+import { expect, it } from 'vitest'
+import { PACKAGE_ROOT, startExample, until } from '../support/examples.js'
 
 // The example imports the built package ('halt', 'halt/express', 'halt/prometheus'): `npm test` builds before testing.
-it.runIf(existsSync(join(ROOT, 'dist/telemetry/prometheus.js')))(
+it.runIf(existsSync(join(PACKAGE_ROOT, 'dist/telemetry/prometheus.js')))(
   'examples/saas-api.mjs: plan limits, penalties, a monthly quota, /metrics, and no API key in logs or metrics',
   async () => {
-    child = spawn(process.execPath, [join(ROOT, 'examples/saas-api.mjs')], { env: { ...process.env, PORT: '0' }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    const collect = (b: Buffer) => {
-      out += b.toString()
-    }
-    child.stdout?.on('data', collect)
-    child.stderr?.on('data', collect)
-    child.once('exit', (code) => {
-      out += `\n(example exited with ${code})`
-    })
-    await until(() => /on http:\/\/localhost:\d+/.test(out) || out.includes('exited'))
-    const url = (/on (http:\/\/localhost:\d+)/.exec(out) ?? [])[1] as string
-    expect(url, out).toBeDefined()
+    const { url, out } = await startExample('examples/saas-api.mjs', { stderr: true })
     const as = (key: string) => ({ headers: { 'x-api-key': key } })
 
     // pro: its plan's limit.
@@ -71,11 +45,18 @@ it.runIf(existsSync(join(ROOT, 'dist/telemetry/prometheus.js')))(
     expect(penalised).toBeGreaterThanOrEqual(1)
     expect(limited + penalised).toBe(7)
     expect(metrics).toMatch(/^halt_check_duration_seconds_count\{policy="plan_trial"\} 4$/m)
+    // The quota's decisions reach the same sinks, under the quota's name.
+    expect(count('policy="calls_trial",outcome="allowed",reason="none",shadow="false"')).toBe(3)
+    expect(count('policy="calls_trial",outcome="blocked",reason="quota",shadow="false"')).toBe(1)
 
-    await until(() => out.split('key=user:carol').length === 5) // every decision logged: 1 + 12 + 4 lines
-    expect(out).toMatch(/^\d\d:\d\d:\d\d req_id=[0-9a-f]{8} key=user:alice check=penalty remaining=0 retry_after=\d+$/m)
-    const logs = out.split('\n').filter((l) => l.includes(' req_id='))
-    expect(logs).toHaveLength(18) // and one near-limit warning: alice's 4th call took her to 80% of 5
+    // Every decision logged: 1 + 12 + 4 by the limiter, and 1 + 5 + 4 quota decisions for the requests it admitted.
+    await until(() => out().split('key=user:carol').length === 9)
+    expect(out()).toMatch(/^\d\d:\d\d:\d\d req_id=[0-9a-f]{8} key=user:alice check=penalty remaining=0 retry_after=\d+$/m)
+    const logs = out()
+      .split('\n')
+      .filter((l) => l.includes(' req_id='))
+    expect(out()).toMatch(/^\d\d:\d\d:\d\d req_id=- key=user:carol check=quota remaining=0 retry_after=\d+$/m)
+    expect(logs).toHaveLength(28) // and one near-limit warning: alice's 4th call took her to 80% of 5
     expect(logs.filter((l) => l.includes(' near_limit '))).toEqual([expect.stringMatching(/ key=user:alice near_limit policy=plan_free remaining=1 limit=5$/)])
     expect(`${logs.join('\n')}\n${metrics}`).not.toContain('sk_test_')
   },

@@ -1,7 +1,7 @@
 // QuotaManager on a fake clock: calendar boundaries (months, years, leap years, DST in New York and Berlin),
 // check without consuming, refunds, validation, and the store seam.
 import { describe, expect, it } from 'vitest'
-import { HaltConfigError, InMemoryStore, type Quota, QuotaManager, QuotaPeriod } from '../../src/index.js'
+import { type DecisionEvent, HaltConfigError, InMemoryStore, MetricsTelemetry, type Quota, QuotaManager, QuotaPeriod } from '../../src/index.js'
 import { asyncStore } from '../support/async-store.js'
 import { fakeClock } from '../support/clock.js'
 
@@ -167,5 +167,35 @@ describe('QuotaManager: configuration errors', () => {
     expect(code(() => quotas.consumeQuota('u', { name: 'x', limit: 1, period: 'monthly' }, -1))).toBe('HALT_INVALID_COST')
     expect(code(() => quotas.consumeQuota(42 as unknown as string, { name: 'x', limit: 1, period: 'monthly' }))).toBe('HALT_INVALID_IDENTIFIER')
     expect(code(() => new QuotaManager({} as InMemoryStore))).toBe('HALT_INVALID_STORE')
+  })
+})
+
+describe('QuotaManager telemetry', () => {
+  const monthly: Quota = { name: 'calls', limit: 2, period: QuotaPeriod.MONTHLY }
+
+  it('reports every consumeQuota: allowed, then blocked with reason quota, under the quota name; a throwing hook changes nothing', async () => {
+    const metrics = new MetricsTelemetry()
+    const seen: DecisionEvent[] = []
+    const quotas = new QuotaManager(new InMemoryStore({ sweepInterval: 0 }), {
+      clock: fakeClock(at(2026, 0, 15)),
+      telemetry: [metrics, { onCheck: (e) => void seen.push(e) }, { onBlocked: () => Promise.reject(new Error('exporter down')) }],
+    })
+    expect([1, 2, 3].map(() => quotas.consumeQuota('apikey:abc', monthly).allowed)).toEqual([true, true, false])
+    expect(seen.map((e) => [e.key, e.decision.policy, e.decision.allowed, e.decision.reason, e.decision.remaining])).toEqual([
+      ['apikey:abc', 'calls', true, undefined, 1],
+      ['apikey:abc', 'calls', true, undefined, 0],
+      ['apikey:abc', 'calls', false, 'quota', 0],
+    ])
+    expect(seen.every((e) => typeof e.durationMs === 'number')).toBe(true)
+    const m = metrics.snapshot()
+    expect([m.allowed, m.blocked, m.byReason.quota]).toEqual([2, 1, 1])
+    // Over an asynchronous store too; checkQuota and refundQuota are reads and corrections, not decisions.
+    const later: DecisionEvent[] = []
+    const remote = new QuotaManager(asyncStore(), { clock: fakeClock(at(2026, 0, 15)), telemetry: { onCheck: (e) => void later.push(e) } })
+    await remote.consumeQuota('u', monthly)
+    await remote.checkQuota('u', monthly)
+    await remote.refundQuota('u', monthly)
+    expect(later).toHaveLength(1)
+    expect(() => new QuotaManager(undefined, { telemetry: {} as never })).toThrow(HaltConfigError)
   })
 })
