@@ -138,7 +138,10 @@ for (const c of cases) {
                 onError: (event) => errors.push({ at: performance.now(), event }),
               },
             })
-            await limiter.check('warm-up') // connections and tables are set up before the load
+            // Connections (as many as the load keeps in flight: a pool that grows under the load would open them
+            // inside the timeout) and tables are set up before the load.
+            await limiter.check('warm-up')
+            await Promise.all(Array.from({ length: LOOPS }, (_, i) => limiter.check(`warm-up-${i}`)))
             return { mode, limiter, events, errors, samples: [] as Sample[] }
           }),
         )
@@ -186,6 +189,18 @@ for (const c of cases) {
         const deadline = performance.now() + 15_000
         while (lanes.some((l) => l.limiter.storeDown) && performance.now() < deadline) await sleep(20)
         await sleep(4000)
+        // A driver that rediscovers its server (MongoDB's) may flap once more late: keep the load on until every lane
+        // has answered from the store for a while since its last failure (bounded), so that "for good" can be judged.
+        const lastFailureOf = (l: (typeof lanes)[number]) => Math.max(0, ...l.samples.filter((s) => s.storeError !== undefined).map((s) => s.start + s.latency))
+        const settled = () =>
+          lanes.every((l) => {
+            const last = lastFailureOf(l)
+            let after = 0
+            for (let i = l.samples.length - 1; i >= 0 && after <= 60 && (l.samples[i] as Sample).start > last; i--) after++
+            return after > 60
+          })
+        const patience = performance.now() + 10_000
+        while (!settled() && performance.now() < patience) await sleep(100)
         running = false
         await Promise.all(loops)
         await Promise.all(opened.map((o) => o.close().catch(() => {})))
