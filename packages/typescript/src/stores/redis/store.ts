@@ -223,16 +223,7 @@ export class RedisStore implements Store {
       this.counters.checks++
       const outcomes: Outcome[] = new Array(rules.length)
       for (let i = 0, r = 2; i < rules.length; i++, r += 6) {
-        const code = num(reply[r])
-        outcomes[i] = {
-          allowed: code === 0,
-          remaining: num(reply[r + 1]),
-          resetAtMs: num(reply[r + 2]),
-          retryAfterMs: num(reply[r + 3]),
-          reason: REASONS[code],
-          delayMs: num(reply[r + 4]),
-          expiresAtMs: num(reply[r + 5]),
-        }
+        outcomes[i] = outcomeAt(reply, r)
       }
       return outcomes
     }
@@ -423,17 +414,8 @@ export class RedisStore implements Store {
     this.counters.checks += n
     const offset = num(reply[0]) - b.now
     for (let i = from, r = 1; i < to; i++, r += 7) {
-      const code = num(reply[r])
-      const o: Outcome = {
-        allowed: code === 0,
-        remaining: num(reply[r + 1]),
-        resetAtMs: num(reply[r + 2]),
-        retryAfterMs: num(reply[r + 3]),
-        reason: REASONS[code],
-        delayMs: num(reply[r + 4]),
-        expiresAtMs: num(reply[r + 5]),
-      }
-      if (code !== 0 && this.cache !== undefined && Array.isArray(reply[r + 6])) {
+      const o = outcomeAt(reply, r)
+      if (!o.allowed && this.cache !== undefined && Array.isArray(reply[r + 6])) {
         const raw = reply[r + 6] as unknown[]
         const state = new Float64Array(raw.length)
         for (let j = 0; j < raw.length; j++) state[j] = num(raw[j])
@@ -456,4 +438,18 @@ function call(f: () => Promise<unknown>): Promise<unknown> {
 /** A number of the reply: an integer reply, or an exact decimal string (fractional values). */
 function num(x: unknown): number {
   return typeof x === 'number' ? x : Number(x)
+}
+
+/** The six numbers a script returns per check (reason code, remaining, reset, retry, delay, expiry) from `reply[r]` on. */
+function outcomeAt(reply: unknown[], r: number): Outcome {
+  const code = num(reply[r])
+  return {
+    allowed: code === 0,
+    remaining: num(reply[r + 1]),
+    resetAtMs: num(reply[r + 2]),
+    retryAfterMs: num(reply[r + 3]),
+    reason: REASONS[code],
+    delayMs: num(reply[r + 4]),
+    expiresAtMs: num(reply[r + 5]),
+  }
 }
