@@ -16,10 +16,10 @@ if ! "$PY" -c 'import venv, ensurepip' 2>/dev/null && command -v apt-get >/dev/n
 fi
 stamp=$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16)
 if [[ ! -x .venv/bin/python || "$(cat .venv/.halt-stamp 2>/dev/null)" != "$stamp" ]]; then
-  echo "python-env: installing packages/python[dev,fastapi,flask,django,redis] into packages/python/.venv" >&2
+  echo "python-env: installing packages/python[dev and every extra] into packages/python/.venv" >&2
   "$PY" -m venv .venv
   export PIP_CACHE_DIR="${PIP_CACHE_DIR:-$HOME/.cache/halt/pip}" PIP_DISABLE_PIP_VERSION_CHECK=1
-  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev,fastapi,flask,django,redis]' >&2
+  .venv/bin/python -m pip install -q -c constraints.txt -e '.[dev,fastapi,flask,django,redis,postgres,mongodb,dynamodb,memcached,async-memcached,prometheus,otel]' >&2
   echo "$stamp" > .venv/.halt-stamp
 fi
 echo "$PWD/.venv/bin"
