@@ -31,7 +31,7 @@ export { type HaltWarning, WarningCode, type WarningCodeName } from './http/warn
 export { type PeriodBounds, periodBounds, QuotaPeriod, type QuotaPeriodName } from './saas/calendar.js'
 export { Penalty, type PenaltyConfig, PenaltyManager, type PenaltyManagerOptions } from './saas/penalty.js'
 export { definePlans, type PlanEntry, type PlanTable } from './saas/plans.js'
-export { type Quota, QuotaManager, type QuotaManagerOptions, type QuotaResult, type QuotaState } from './saas/quota.js'
+export { type Quota, type QuotaCallContext, QuotaManager, type QuotaManagerOptions, type QuotaResult, type QuotaState } from './saas/quota.js'
 export { InMemoryStore, type InMemoryStoreOptions } from './stores/memory.js'
 export { type OutcomeLabel, outcomeOf, reasonOf } from './telemetry/labels.js'
 export { type Logger, LoggingTelemetry, type LoggingTelemetryOptions } from './telemetry/logging.js'

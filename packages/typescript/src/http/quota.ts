@@ -1,7 +1,8 @@
 // The HTTP `quota` option: a quota enforced on routes as one more limiter of the gate, answering 429 quota_exceeded.
 import { HaltConfigError } from '../core/errors.js'
 import type { Decision } from '../core/types.js'
-import type { Quota, QuotaResult } from '../saas/quota.js'
+import type { Quota, QuotaCallContext, QuotaResult } from '../saas/quota.js'
+import { requestIdOf } from '../telemetry/hub.js'
 import type { HttpLimiter } from './gate.js'
 import { type HeaderFormat, type SetHeader, writeRateLimitHeaders } from './headers.js'
 import type { RequestView } from './request.js'
@@ -29,7 +30,7 @@ export interface QuotaOption {
 
 /** What the option needs of a `QuotaManager` (one over any store is one). */
 export interface QuotaConsumer {
-  consumeQuota(identifier: string, quota: Quota, cost?: number): QuotaResult | Promise<QuotaResult>
+  consumeQuota(identifier: string, quota: Quota, cost?: number, context?: QuotaCallContext): QuotaResult | Promise<QuotaResult>
   define(quota: Quota): Quota
   period(quota: Quota): { startMs: number; endMs: number }
 }
@@ -110,7 +111,7 @@ export class QuotaGuard implements HttpLimiter {
     let r: QuotaResult | Promise<QuotaResult>
     try {
       if (!this.quotas.has(q.name) && this.quotas.size < 1000) this.quotas.set(q.name, q)
-      r = this.option.manager.consumeQuota(key, q, cost)
+      r = this.option.manager.consumeQuota(key, q, cost, { requestId: requestIdOf(req), onStoreError: this.closed ? 'closed' : 'open' })
     } catch {
       return this.failed(q)
     }

@@ -44,6 +44,14 @@ export interface QuotaState {
   retryAfter: number
 }
 
+/** What the caller of `consumeQuota` tells the manager's telemetry (the HTTP `quota` option passes both). */
+export interface QuotaCallContext {
+  /** The request's id, for the decision event (and the log line's `req_id`). */
+  requestId?: string
+  /** What the caller does when the store fails: the `action` of the `onError` event. Default `'closed'` (nothing taken, the call rejects). */
+  onStoreError?: 'open' | 'closed'
+}
+
 /** The answer of `checkQuota`, `consumeQuota` and `refundQuota`. */
 export interface QuotaResult {
   /** `consumeQuota`: the units were taken. `checkQuota`: they would be. `refundQuota`: always true. */
@@ -58,8 +66,8 @@ export interface QuotaManagerOptions {
   clock?: Clock
   /**
    * Told of every `consumeQuota` (onCheck, then onAllowed or onBlocked with reason `'quota'`, the quota's name as
-   * the policy), as a limiter's telemetry is; the HTTP `quota` option included. A failed store call rejects (the
-   * caller, e.g. the HTTP option's `onStoreError`, decides what then happens).
+   * the policy), as a limiter's telemetry is; the HTTP `quota` option included. A failed store call reaches `onError`
+   * and then rejects (the caller, e.g. the HTTP option's `onStoreError`, decides what then happens).
    */
   telemetry?: TelemetryOption
 }
@@ -137,23 +145,40 @@ export class QuotaManager<S extends Store = InMemoryStore> {
     return this.map(this.store.peek(rule.ns, id, rule, now), q, rule, now, (o) => o.remaining + 1e-9 >= c)
   }
 
-  /** Take `cost` units (default 1) if they fit: atomic, never beyond the limit. Nothing is taken when they do not fit. */
-  consumeQuota(identifier: string, quota: Quota, cost = 1): MaybePromise<S, QuotaResult> {
+  /**
+   * Take `cost` units (default 1) if they fit: atomic, never beyond the limit. Nothing is taken when they do not fit.
+   * `context` is for telemetry only (the HTTP `quota` option passes the request's id and its `onStoreError`).
+   */
+  consumeQuota(identifier: string, quota: Quota, cost = 1, context?: QuotaCallContext): MaybePromise<S, QuotaResult> {
     const c = checkedCost(cost, 'consumeQuota')
     const { q, rule, now } = this.ruleAt(quota, false)
     const id = checkedId(identifier, 'consumeQuota')
-    const r = this.map(this.store.consume(rule.ns, id, rule, now, c), q, rule, now, (o) => o.allowed)
     const t = this.telemetry
-    if (t === undefined) return r
+    if (t === undefined) return this.map(this.store.consume(rule.ns, id, rule, now, c), q, rule, now, (o) => o.allowed)
     const started = performance.now()
+    const failed = (error: unknown): never => {
+      t.error({ error, key: id, policy: q.quota.name, operation: 'check', action: context?.onStoreError ?? 'closed' })
+      throw error
+    }
     const report = (x: QuotaResult): QuotaResult => {
       const { name, limit, remaining, resetAt, retryAfter } = x.quota
       const decision = { allowed: x.allowed, limit, remaining, resetAt, retryAfter, policy: name, delay: 0, ...(x.allowed ? {} : { reason: 'quota' as const }) }
-      t.decision({ key: id, cost: c, decision, durationMs: performance.now() - started })
+      t.decision({
+        key: id,
+        cost: c,
+        decision,
+        durationMs: performance.now() - started,
+        ...(context?.requestId === undefined ? {} : { requestId: context.requestId }),
+      })
       return x
     }
-    if (!(r instanceof Promise)) return report(r as QuotaResult) as MaybePromise<S, QuotaResult>
-    return (r as Promise<QuotaResult>).then(report) as MaybePromise<S, QuotaResult>
+    let r: QuotaResult | Promise<QuotaResult>
+    try {
+      r = this.map(this.store.consume(rule.ns, id, rule, now, c), q, rule, now, (o) => o.allowed) as QuotaResult | Promise<QuotaResult>
+    } catch (e) {
+      return failed(e)
+    }
+    return (r instanceof Promise ? r.then(report, failed) : report(r)) as MaybePromise<S, QuotaResult>
   }
 
   /** Give back `cost` units (default 1) of the current period, e.g. for a call that failed; never below 0 used. */

@@ -15,7 +15,13 @@ interface Hook {
   name: HookName
 }
 
-/** The request's `x-request-id` when it is 1-64 printable ASCII characters without spaces, else a new random id. */
+/** Ids made up for requests without a usable `x-request-id`: every event of one request carries the same one. */
+const madeUp = new WeakMap<RequestView, string>()
+
+/**
+ * The request's `x-request-id` when it is 1-64 printable ASCII characters without spaces, else a random id made up
+ * for it (the same one for every limiter, quota and event of that request).
+ */
 export function requestIdOf(req: RequestView): string {
   let id: string | undefined
   try {
@@ -31,7 +37,12 @@ export function requestIdOf(req: RequestView): string {
     }
     if (ok) return id
   }
-  return ((Math.random() * 0x100000000) >>> 0).toString(16).padStart(8, '0')
+  let made = madeUp.get(req)
+  if (made === undefined) {
+    made = ((Math.random() * 0x100000000) >>> 0).toString(16).padStart(8, '0')
+    madeUp.set(req, made)
+  }
+  return made
 }
 
 /**

@@ -7,7 +7,17 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { haltMiddleware as expressHalt } from '../../src/adapters/express/index.js'
 import { haltPlugin } from '../../src/adapters/fastify/index.js'
 import { withHalt } from '../../src/adapters/fetch/index.js'
-import { definePlans, HaltConfigError, InMemoryStore, type Quota, QuotaManager, RateLimiter } from '../../src/index.js'
+import {
+  type DecisionEvent,
+  definePlans,
+  HaltConfigError,
+  InMemoryStore,
+  type Quota,
+  QuotaManager,
+  RateLimiter,
+  type Store,
+  type StoreErrorEvent,
+} from '../../src/index.js'
 import { fakeClock } from '../support/clock.js'
 
 const NOW = Date.UTC(2026, 0, 31, 12)
@@ -140,6 +150,48 @@ describe('quota option: details', () => {
       getIp: () => '203.0.113.9',
     })
     expect((await closed(req(), undefined)).status).toBe(503)
+  })
+
+  it('telemetry: a request and its quota carry one request id; a failing quota store reaches onError with the action taken', async () => {
+    const { clock } = parts()
+    const store = new InMemoryStore({ sweepInterval: 0 })
+    const events: { hook: string; policy: string; requestId?: string }[] = []
+    const errors: { action: string; policy: string; key: string }[] = []
+    const telemetry = {
+      onCheck: (e: DecisionEvent) =>
+        events.push({ hook: 'check', policy: e.decision.policy, ...(e.requestId === undefined ? {} : { requestId: e.requestId }) }),
+      onError: (e: StoreErrorEvent) => errors.push({ action: e.action, policy: e.policy, key: e.key }),
+    }
+    const limiter = new RateLimiter({ store, clock, policy: { name: 'rl', limit: 5, window: 60 }, exemptPrivateIps: false, telemetry })
+    const quotas = new QuotaManager(store, { clock, telemetry })
+    const h = withHalt(limiter, () => new Response('ok'), { quota: { manager: quotas, quota: monthly }, getIp: () => '203.0.113.9' })
+    expect((await h(new Request('http://x/api'), undefined)).status).toBe(200)
+    expect((await h(new Request('http://x/api', { headers: { 'x-request-id': 'r-42' } }), undefined)).status).toBe(200)
+    expect(events.map((e) => e.policy)).toEqual(['rl', 'api_calls', 'rl', 'api_calls'])
+    expect(events[0]?.requestId).toMatch(/^[0-9a-f]{8}$/)
+    expect(events[1]?.requestId).toBe(events[0]?.requestId)
+    expect(events.slice(2).map((e) => e.requestId)).toEqual(['r-42', 'r-42'])
+
+    const down = new Error('quota store down')
+    const broken: Store = {
+      synchronous: false,
+      consume: () => Promise.reject(down),
+      peek: () => Promise.reject(down),
+      reset: () => Promise.resolve(),
+      clear: () => Promise.resolve(),
+    }
+    const failing = new QuotaManager(broken, { clock, telemetry })
+    for (const mode of ['open', 'closed'] as const) {
+      const g = withHalt(limiter, () => new Response('ok'), { quota: { manager: failing, quota: monthly, onStoreError: mode }, getIp: () => '203.0.113.9' })
+      expect((await g(new Request('http://x/api'), undefined)).status).toBe(mode === 'open' ? 200 : 503)
+    }
+    expect(errors).toEqual([
+      { action: 'open', policy: 'api_calls', key: 'ip:203.0.113.9' },
+      { action: 'closed', policy: 'api_calls', key: 'ip:203.0.113.9' },
+    ])
+    // A direct call rejects, after onError (action 'closed': nothing was taken).
+    await expect(failing.consumeQuota('user:1', monthly)).rejects.toBe(down)
+    expect(errors.at(-1)).toEqual({ action: 'closed', policy: 'api_calls', key: 'user:1' })
   })
 
   it('bad options fail when the middleware is created', () => {
