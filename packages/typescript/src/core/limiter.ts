@@ -314,6 +314,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     if (this.set !== undefined) return this.runSet(key, this.setFor(this.rule, options), this.clock(), [], 'peek', undefined) as MaybePromise<S, Decision>
     const rule = options?.algorithm === undefined ? this.rule : this.override(options.algorithm)
     const now = this.clock()
+    if (this.penalties !== undefined) return this.penalisedPeek(key, rule, now, undefined) as MaybePromise<S, Decision>
     if (this.store.synchronous) return toDecision(rule, this.store.peek(rule.ns, key, rule, now) as Outcome) as MaybePromise<S, Decision>
     return this.remote(key, rule, now, 0, 'peek') as MaybePromise<S, Decision>
   }
@@ -462,7 +463,7 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     }
     const rule = options?.algorithm === undefined ? r.rule : this.overrideOf(r.rule, options.algorithm)
     const now = this.clock()
-    if (this.penalties !== undefined && operation === 'check') return this.penalised(r.key, rule, now, r.cost, req)
+    if (this.penalties !== undefined) return operation === 'check' ? this.penalised(r.key, rule, now, r.cost, req) : this.penalisedPeek(r.key, rule, now, req)
     if (this.store.synchronous) {
       if (operation === 'peek') return toDecision(rule, this.store.peek(rule.ns, r.key, rule, now) as Outcome)
       const t0 = this.telemetry === undefined ? 0 : performance.now()
@@ -647,6 +648,23 @@ export class RateLimiter<S extends Store = InMemoryStore> {
     const p = attempt(() => pm.getPenalty(key, now))
     if (p instanceof Promise) return p.then((x) => decide(x?.isActive(now) ?? false))
     return decide(p?.isActive(now) ?? false)
+  }
+
+  /** A peek under penalties: what a check would say now, under the scaled rule while the key's penalty runs. */
+  private penalisedPeek(key: string, rule: Rule, now: number, request: RequestView | undefined): Decision | Promise<Decision> {
+    const pm = this.penalties as PenaltyManager<Store>
+    const peek = (active: boolean): Decision | Promise<Decision> => {
+      const r = active ? pm.penalised(rule) : rule
+      const d = this.store.synchronous ? toDecision(r, this.store.peek(r.ns, key, r, now) as Outcome) : this.remote(key, r, now, 0, 'peek', request)
+      const mark = (x: Decision): Decision => {
+        if (active && x.reason === 'limit') x.reason = 'penalty'
+        return x
+      }
+      return d instanceof Promise ? d.then(mark) : mark(d)
+    }
+    const p = attempt(() => pm.getPenalty(key, now))
+    if (p instanceof Promise) return p.then((x) => peek(x?.isActive(now) ?? false))
+    return peek(p?.isActive(now) ?? false)
   }
 
   /** A policy compiled, shadow when the whole limiter is. */

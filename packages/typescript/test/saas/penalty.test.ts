@@ -147,6 +147,24 @@ describe('RateLimiter with penalties', () => {
     expect(limiter.check('ip:4')).toMatchObject({ allowed: false, reason: 'penalty', limit: 5 })
   })
 
+  it('peek says what a check would under the penalty, and records no violation', async () => {
+    const { clock, pm, limiter } = setup(0.5)
+    for (let i = 0; i < 6; i++) limiter.check('ip:5')
+    expect(limiter.peek('ip:5')).toMatchObject({ allowed: true, limit: 10, remaining: 4 })
+    pm.recordViolation('ip:5', 3)
+    expect(limiter.peek('ip:5')).toMatchObject({ allowed: false, reason: 'penalty', limit: 5, remaining: 0 })
+    expect(limiter.peek({ ip: '203.0.113.5', method: 'GET', path: '/', header: () => undefined })).toMatchObject({ limit: 10 })
+    expect(pm.getPenalty('ip:5').abuseScore).toBe(3)
+    clock.advance(600_000)
+    expect(limiter.peek('ip:5')).toMatchObject({ allowed: true, limit: 10 })
+    // Over an asynchronous store too.
+    const store = asyncStore()
+    const apm = new PenaltyManager({ store, clock, config: { threshold: 1, duration: 60, multiplier: 0.5 } })
+    const al = new RateLimiter({ store, clock, penalties: apm, policy: { limit: 4, window: 60 } })
+    await apm.recordViolation('k')
+    expect(await al.peek('k')).toMatchObject({ allowed: true, limit: 2, remaining: 2 })
+  })
+
   it('compiles the scaled rule once per rule', () => {
     const { pm, limiter } = setup()
     expect(pm.penalised(limiter.rule)).toBe(pm.penalised(limiter.rule))
