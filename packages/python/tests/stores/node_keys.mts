@@ -2,6 +2,7 @@
 // [function, ...args] on stdin, prints the list of results.
 import { boundedKey, hasSpaceOrControl, keyDigest } from '../../../typescript/src/stores/cas.js'
 import { globalKey, namespaceKey, stateKey } from '../../../typescript/src/stores/memcached/keys.js'
+import { createTableSql } from '../../../typescript/src/stores/postgres/sql.js'
 import { PostgresStore } from '../../../typescript/src/stores/postgres/store.js'
 
 const chunks: Buffer[] = []
@@ -16,5 +17,12 @@ const fns: Record<string, (...a: string[]) => unknown> = {
   memcachedNs: (p, ns) => namespaceKey(p as string, ns as string),
   memcachedGlobal: (p) => globalKey(p as string),
   postgres: (ns, id) => pg.key(ns as string, id as string),
+  ddl: (table) => createTableSql(table as string),
+  // The advisory lock id PostgresStore takes for the table's creation (the SQL it sends names it).
+  lockId: (table) => {
+    let sent = ''
+    const probe = new PostgresStore({ table: table as string, cleanupInterval: 0, pool: { query: async (q: { text: string }) => ((sent ||= q.text), { rows: [], rowCount: 0 }) } })
+    return (probe as unknown as { create(): Promise<void> }).create().then(() => Number(/pg_advisory_xact_lock\((\d+)\)/.exec(sent)?.[1]))
+  },
 }
-console.log(JSON.stringify(cases.map(([fn, ...args]) => (fns[fn] as (...a: string[]) => unknown)(...args))))
+console.log(JSON.stringify(await Promise.all(cases.map(([fn, ...args]) => (fns[fn] as (...a: string[]) => unknown)(...args)))))

@@ -1,0 +1,561 @@
+"""PostgresStore and AsyncPostgresStore (extra ``postgres``): one row per key, updated by the compare-and-set loop of
+halt/stores/cas.py in single statements, on psycopg 3's connection pools. The table, its columns and the statements
+are the TypeScript store's (packages/typescript/src/stores/postgres), so Node and Python services share one table."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import threading
+import weakref
+from typing import Any, Callable, Optional
+
+from halt.core.errors import HaltConfigError
+from halt.stores.cas import (
+    Apply,
+    AsyncCasStore,
+    CasStore,
+    Next,
+    Versioned,
+    Written,
+    bounded_key,
+    check_prefix,
+    new_version,
+)
+from halt.stores.redis.keys import escape_key_part
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+CLEANUP_BATCH = 10_000
+
+
+def quote_table(table: object) -> str:
+    """``"schema"."table"`` from ``table`` or ``schema.table``; raises on anything else (no SQL injection)."""
+    parts = table.split(".") if isinstance(table, str) else []
+    if not 1 <= len(parts) <= 2 or not all(_IDENT.match(p) for p in parts):
+        raise HaltConfigError(
+            "HALT_INVALID_POSTGRES_TABLE",
+            "PostgresStore: table must be a name like 'halt_state' or 'myschema.halt_state' (letters, digits, _; "
+            f"at most 63 each), got {table!r}.",
+        )
+    return ".".join(f'"{p}"' for p in parts)
+
+
+def create_table_sql(table: str = "halt_state") -> str:
+    """The table and its index, as the store creates them on first use (``create_table=True``), for teams that
+    migrate by hand. Byte for byte the TypeScript ``createTableSql()``: see its comments for the columns."""
+    t = quote_table(table)
+    index = f'"{table.split(".")[-1]}_expires_min"'
+    return "\n".join(
+        [
+            f"CREATE TABLE IF NOT EXISTS {t} (",
+            '  key         text COLLATE "C" PRIMARY KEY,',
+            "  state       float8[] NOT NULL,",
+            "  version     bigint NOT NULL,",
+            "  expires_at  float8 NOT NULL,",
+            "  expires_min bigint NOT NULL",
+            ");",
+            f"CREATE INDEX IF NOT EXISTS {index} ON {t} (expires_min);",
+        ]
+    )
+
+
+def statements(table: str) -> dict[str, str]:
+    """The statements of sql.ts with psycopg's named parameters: ``k`` key, ``s`` state, ``e`` expires_at, ``n`` the
+    check's now, ``p`` the version read, ``v`` the new version. Each is one round trip."""
+    t = quote_table(table)
+
+    # A conditional write that also hands back the current row when it loses, in one statement: on a conflict the
+    # row is set to itself (CASE), and RETURNING shows it (evaluated on the newest row version, under its row lock).
+    def unless(cond: str, value: str, column: str) -> str:
+        return f"CASE WHEN {cond} THEN {value} ELSE {column} END"
+
+    def minute(ms: str) -> str:
+        return f"floor({ms} / 60000)::bigint"
+
+    won = "t.version = %(p)s::bigint"
+    expired = "t.expires_at <= %(n)s::float8"
+    mine = "%(v)s::bigint"
+    # The row only when the write lost (a won write returns its version alone).
+    returning = (
+        f"RETURNING t.version, CASE WHEN t.version = {mine} THEN NULL ELSE t.state END AS state, "
+        f"CASE WHEN t.version = {mine} THEN NULL ELSE t.expires_at END AS expires_at"
+    )
+    s, e = "%(s)s::float8[]", "%(e)s::float8"
+    return {
+        "read": f"SELECT state, version, expires_at FROM {t} WHERE key = %(k)s",
+        "insert": f"INSERT INTO {t} AS t (key, state, version, expires_at, expires_min) "
+        f"VALUES (%(k)s, {s}, {mine}, {e}, {minute(e)}) "
+        f"ON CONFLICT (key) DO UPDATE SET state = {unless(expired, 'excluded.state', 't.state')}, "
+        f"version = {unless(expired, 'excluded.version', 't.version')}, "
+        f"expires_at = {unless(expired, 'excluded.expires_at', 't.expires_at')}, "
+        f"expires_min = {unless(expired, 'excluded.expires_min', 't.expires_min')} {returning}",
+        "update": f"UPDATE {t} AS t SET state = {unless(won, s, 't.state')}, "
+        f"version = {unless(won, mine, 't.version')}, expires_at = {unless(won, e, 't.expires_at')}, "
+        f"expires_min = {unless(won, minute(e), 't.expires_min')} "
+        f"WHERE t.key = %(k)s {returning}",
+        "lock": f"SELECT state, version, expires_at FROM {t} WHERE key = %(k)s FOR UPDATE",
+        "locked_insert": f"INSERT INTO {t} (key, state, version, expires_at, expires_min) "
+        f"VALUES (%(k)s, {s}, {mine}, {e}, {minute(e)}) ON CONFLICT (key) DO NOTHING RETURNING version",
+        "locked_update": f"UPDATE {t} SET state = {s}, version = {mine}, expires_at = {e}, "
+        f"expires_min = {minute(e)} WHERE key = %(k)s",
+        "delete_like": f"DELETE FROM {t} WHERE key LIKE %(k)s",
+        "delete": f"DELETE FROM {t} WHERE key = %(k)s",
+        "cleanup": f"DELETE FROM {t} WHERE ctid = ANY (ARRAY(SELECT ctid FROM {t} WHERE expires_min <= "
+        f"{minute('%(n)s::float8')} AND expires_at <= %(n)s::float8 LIMIT %(b)s))",
+        "count": f"SELECT count(*)::int AS n FROM {t} WHERE key LIKE %(k)s",
+    }
+
+
+def like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching every string that starts with ``prefix``."""
+    return re.sub(r"([\\%_])", r"\\\1", prefix) + "%"
+
+
+def lock_id(table: str) -> int:
+    """The advisory lock id of a table's creation, as the TypeScript store computes it (FNV-1a over the code points
+    of ``halt:create:<table>``, 31 bits): a Node and a Python process creating one table take one lock."""
+    h = 0x811C9DC5
+    for c in f"halt:create:{table}":
+        h = ((h ^ ord(c)) * 0x01000193) & 0xFFFFFFFF
+    return h & 0x7FFFFFFF
+
+
+def _record(row: Any) -> Versioned[int]:
+    return Versioned(list(row[0]), int(row[1]), float(row[2]))
+
+
+def _written(row: Any, version: int) -> Written[int]:
+    if row is None:  # deleted, or a concurrent insert not visible yet: read again
+        return Written.lost()
+    if int(row[0]) == version:
+        return Written.won(version)
+    return Written.lost(Versioned(list(row[1]), int(row[0]), float(row[2])))  # RETURNING version, state, expires_at
+
+
+def _write_params(key: str, next: Next, prev: Optional[Versioned[int]], version: int) -> tuple[str, dict[str, Any]]:
+    params: dict[str, Any] = {"k": key, "s": [float(x) for x in next.state], "e": float(next.expires_at), "v": version}
+    if prev is None:
+        params["n"] = float(next.now)
+        return "insert", params
+    params["p"] = prev.version
+    return "update", params
+
+
+class _Postgres:
+    """What the sync and asyncio stores share: options, keys, statements."""
+
+    def _configure(
+        self,
+        name: str,
+        connection_string: Optional[str],
+        pool: Any,
+        table: str,
+        create_table: bool,
+        prefix: str,
+        cleanup_interval: float,
+        pool_class: str,
+    ) -> None:
+        if pool is None and not isinstance(connection_string, str):
+            raise HaltConfigError(
+                "HALT_INVALID_POSTGRES_CLIENT",
+                f"{name} needs connection_string or pool (a psycopg_pool.{pool_class}). "
+                f"Fix: {name}(connection_string='postgresql://localhost/app').",
+            )
+        if pool is not None and (connection_string is not None or not callable(getattr(pool, "connection", None))):
+            raise HaltConfigError(
+                "HALT_INVALID_POSTGRES_CLIENT",
+                f"{name}: pool must be a psycopg_pool.{pool_class} (and then no connection_string), "
+                f"got {type(pool).__name__}.",
+            )
+        quote_table(table)
+        if (
+            not isinstance(cleanup_interval, (int, float))
+            or isinstance(cleanup_interval, bool)
+            or not 0 <= cleanup_interval < float("inf")
+        ):
+            raise HaltConfigError(
+                "HALT_INVALID_CLEANUP_INTERVAL",
+                f"{name}: cleanup_interval must be milliseconds >= 0, got {cleanup_interval!r}. "
+                "Fix: omit it (60000) or 0 to turn the periodic cleanup off.",
+            )
+        self.table = table
+        self.prefix = check_prefix(prefix, name)
+        self.create_table = bool(create_table)
+        self.cleanup_interval = float(cleanup_interval)
+        self._sql = statements(table)
+        self._owns_pool = pool is None
+
+    def key(self, ns: str, id: str) -> str:
+        """The row key of ``id`` under ``ns``: spec/KEYS.md, with NUL (which PostgreSQL text cannot hold) written
+        ``%00``; hashed beyond 1024 bytes."""
+        key = bounded_key(self.prefix, ns, id)
+        return key.replace("\0", "%00") if "\0" in key else key
+
+    def create_table_sql(self) -> str:
+        """The table's DDL (what ``create_table`` runs)."""
+        return create_table_sql(self.table)
+
+    def _namespace_prefix(self, ns: Optional[str]) -> str:
+        return self.prefix if ns is None else f"{self.prefix}{escape_key_part(ns).replace(chr(0), '%00')}:{{"
+
+    def _cleanup_at(self, now: Optional[float], last_now: float, grace: int) -> float:
+        return last_now - grace if now is None else now
+
+    def _ddl(self) -> list[str]:
+        return [f"SELECT pg_advisory_xact_lock({lock_id(self.table)})", *create_table_sql(self.table).split(";\n")]
+
+
+class PostgresStore(_Postgres, CasStore[int]):
+    """A store in PostgreSQL (9.5+) for synchronous code: one row per key in one table, on a psycopg 3
+    ``ConnectionPool``. Every check is a compare-and-set: the algorithm runs in this process and the row is written
+    only if nobody wrote it meanwhile, by a single statement that also returns the row when it loses; so a check
+    costs one round trip when this process guessed the row right (a new key, an expired one, or one it wrote last),
+    two otherwise, and a key contended by several processes goes on under a row lock. Threads of one process checking
+    one key go as groups (one statement per group). Expired rows are deleted every ``cleanup_interval`` ms by a daemon
+    thread. The table and its layout are the TypeScript ``PostgresStore``'s: Node and Python share it.
+
+    With ``connection_string`` the store makes (and owns: ``close()`` closes it) a pool of up to ``max_connections``
+    autocommit connections whose statements the server cancels after ``timeout`` ms (``statement_timeout``); a
+    checkout waits at most ``timeout`` ms too. With ``pool``, configure those yourself (autocommit saves a round trip
+    per statement).
+
+    Example::
+
+        from halt import RateLimiter
+        from halt.stores.postgres import PostgresStore
+
+        store = PostgresStore(connection_string="postgresql://localhost/app")
+        limiter = RateLimiter(store=store, policy={"name": "api", "limit": 100, "window": "1m"})
+        limiter.check("user:42")
+    """
+
+    speculation = "always"
+    exclusive_after = 2
+
+    def __init__(
+        self,
+        connection_string: Optional[str] = None,
+        *,
+        pool: Any = None,
+        table: str = "halt_state",
+        create_table: bool = True,
+        prefix: str = "halt:",
+        cleanup_interval: float = 60_000,
+        expiry_grace_ms: int = 0,
+        max_attempts: int = 100,
+        timeout: float = 500,
+        max_connections: int = 10,
+    ) -> None:
+        CasStore.__init__(self, "PostgresStore", max_attempts, expiry_grace_ms)
+        self._configure(
+            "PostgresStore", connection_string, pool, table, create_table, prefix, cleanup_interval, "ConnectionPool"
+        )
+        _check_timeout("PostgresStore", timeout, max_connections)
+        self.timeout = float(timeout)
+        if pool is None:
+            from psycopg_pool import ConnectionPool
+
+            pool = ConnectionPool(
+                str(connection_string),
+                min_size=1,
+                max_size=max_connections,
+                kwargs=_connection_kwargs(timeout),
+                timeout=timeout / 1000,
+                open=True,
+                name="halt",
+            )
+        self.pool = pool
+        self._wait = timeout / 1000 if self._owns_pool else None
+        self._setup_lock = threading.Lock()
+        self._ready_done = not self.create_table
+        self._stop = threading.Event()
+        if self.cleanup_interval > 0:
+            _start_cleanup_thread(self, self.cleanup_interval / 1000, self._stop)
+
+    def _query(self, name: str, params: dict[str, Any]) -> Any:
+        """Run one statement; the first row (or None) for statements that return rows, else the row count."""
+        if not self._ready_done:
+            self._ready()
+        with self.pool.connection(self._wait) as conn:
+            cur = conn.execute(self._sql[name], params, prepare=True)
+            return cur.fetchone() if cur.description is not None else cur.rowcount
+
+    def _ready(self) -> None:
+        """Create the table on first use (once; again after a failure), under an advisory lock so that processes
+        starting together do not race."""
+        with self._setup_lock:
+            if self._ready_done:
+                return
+            with self.pool.connection(self._wait) as conn, conn.transaction():
+                for statement in self._ddl():
+                    conn.execute(statement)
+            self._ready_done = True
+
+    def _read(self, key: str, ns: str) -> Optional[Versioned[int]]:
+        row = self._query("read", {"k": key})
+        return None if row is None else _record(row)
+
+    def _write(self, key: str, ns: str, next: Next, prev: Optional[Versioned[int]]) -> Written[int]:
+        version = new_version()
+        name, params = _write_params(key, next, prev, version)
+        return _written(self._query(name, params), version)
+
+    def _exclusive(self, key: str, ns: str, apply: Apply) -> None:
+        """The check in a transaction that holds the row's lock: the writers of a hot key queue instead of racing."""
+        import psycopg
+
+        if not self._ready_done:
+            self._ready()
+        while True:
+            done = True
+            with self.pool.connection(self._wait) as conn, conn.transaction():
+                row = conn.execute(self._sql["lock"], {"k": key}, prepare=True).fetchone()
+                current = None if row is None else _record(row)
+                nxt = apply(current)
+                if nxt is not None:
+                    params = {"k": key, "s": [float(x) for x in nxt.state], "e": nxt.expires_at, "v": new_version()}
+                    if current is not None:
+                        conn.execute(self._sql["locked_update"], params, prepare=True)
+                    elif conn.execute(self._sql["locked_insert"], params, prepare=True).fetchone() is None:
+                        # Another transaction inserted it first: lock that row and start over.
+                        done = False
+                        raise psycopg.Rollback()
+            if done:
+                return
+
+    def _remove(self, key: str, ns: str) -> None:
+        self._query("delete", {"k": key})
+
+    def _remove_all(self, ns: Optional[str]) -> None:
+        self._query("delete_like", {"k": like_prefix(self._namespace_prefix(ns))})
+
+    def cleanup_expired(self, now: Optional[float] = None) -> int:
+        """Delete the rows whose state expired at ``now`` (default: the latest time this store has seen, less
+        ``expiry_grace_ms``), in batches of 10,000 through the ``expires_min`` index. Returns how many."""
+        at = self._cleanup_at(now, self.last_now, self.expiry_grace_ms)
+        if not at > 0:
+            return 0
+        total = 0
+        while True:
+            n = int(self._query("cleanup", {"n": float(at), "b": CLEANUP_BATCH}))
+            total += n
+            if n < CLEANUP_BATCH:
+                return total
+
+    def size(self, ns: Optional[str] = None) -> int:
+        """Rows held (of a namespace, or under the prefix): a count over the table, for tests and dashboards."""
+        row = self._query("count", {"k": like_prefix(self._namespace_prefix(ns))})
+        return int(row[0])
+
+    def close(self) -> None:
+        """Stop the cleanup thread, and close the pool if the store made it."""
+        self._stop.set()
+        if self._owns_pool:
+            self.pool.close()
+
+
+class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
+    """``PostgresStore`` for asyncio code, on psycopg 3's ``AsyncConnectionPool``: the same table and statements,
+    every method a coroutine (the limiter's ``timeout`` bounds each check), and checks of one key coalesce. The pool
+    it makes opens on first use; the periodic cleanup is a task of the event loop that first used the store.
+
+    Example::
+
+        store = AsyncPostgresStore(connection_string="postgresql://localhost/app")
+        limiter = RateLimiter(store=store, policy=presets.PUBLIC_API, timeout=200)
+        d = await limiter.acheck("user:42")
+        await store.aclose()
+    """
+
+    speculation = "always"
+    exclusive_after = 2
+
+    def __init__(
+        self,
+        connection_string: Optional[str] = None,
+        *,
+        pool: Any = None,
+        table: str = "halt_state",
+        create_table: bool = True,
+        prefix: str = "halt:",
+        cleanup_interval: float = 60_000,
+        expiry_grace_ms: int = 0,
+        max_attempts: int = 100,
+        timeout: float = 5000,
+        max_connections: int = 10,
+    ) -> None:
+        AsyncCasStore.__init__(self, "AsyncPostgresStore", max_attempts, expiry_grace_ms)
+        self._configure(
+            "AsyncPostgresStore",
+            connection_string,
+            pool,
+            table,
+            create_table,
+            prefix,
+            cleanup_interval,
+            "AsyncConnectionPool",
+        )
+        _check_timeout("AsyncPostgresStore", timeout, max_connections)
+        if pool is None:
+            from psycopg_pool import AsyncConnectionPool
+
+            pool = AsyncConnectionPool(
+                str(connection_string),
+                min_size=1,
+                max_size=max_connections,
+                kwargs=_connection_kwargs(timeout),
+                timeout=timeout / 1000,
+                open=False,
+                name="halt",
+            )
+        self.pool = pool
+        self._ready_done = False
+        self._setup: Optional[asyncio.Future[None]] = None
+        self._cleanup_task: Optional[asyncio.Task[None]] = None
+
+    async def _query(self, name: str, params: dict[str, Any]) -> Any:
+        if not self._ready_done:
+            await self._ready()
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self._sql[name], params, prepare=True)
+            return await cur.fetchone() if cur.description is not None else cur.rowcount
+
+    async def _ready(self) -> None:
+        """Open the pool the store made, create the table (once; again after a failure), start the cleanup task.
+        Concurrent first checks wait for one setup (shielded: a check cancelled by its timeout does not stop it)."""
+        if self._setup is None:
+            self._setup = asyncio.ensure_future(self._create())
+        setup = self._setup
+        try:
+            await asyncio.shield(setup)
+        except BaseException:
+            if setup.done() and self._setup is setup:
+                self._setup = None  # it failed: the next check tries again
+            raise
+        self._ready_done = True
+
+    async def _create(self) -> None:
+        if self._owns_pool:
+            await self.pool.open()
+        if self.create_table:
+            async with self.pool.connection() as conn, conn.transaction():
+                for statement in self._ddl():
+                    await conn.execute(statement)
+        if self.cleanup_interval > 0 and self._cleanup_task is None:
+            self._cleanup_task = asyncio.ensure_future(_cleanup_loop(weakref.ref(self), self.cleanup_interval / 1000))
+
+    async def _read(self, key: str, ns: str) -> Optional[Versioned[int]]:
+        row = await self._query("read", {"k": key})
+        return None if row is None else _record(row)
+
+    async def _write(self, key: str, ns: str, next: Next, prev: Optional[Versioned[int]]) -> Written[int]:
+        version = new_version()
+        name, params = _write_params(key, next, prev, version)
+        return _written(await self._query(name, params), version)
+
+    async def _exclusive(self, key: str, ns: str, apply: Apply) -> None:
+        import psycopg
+
+        if not self._ready_done:
+            await self._ready()
+        while True:
+            done = True
+            async with self.pool.connection() as conn, conn.transaction():
+                row = await (await conn.execute(self._sql["lock"], {"k": key}, prepare=True)).fetchone()
+                current = None if row is None else _record(row)
+                nxt = apply(current)
+                if nxt is not None:
+                    params = {"k": key, "s": [float(x) for x in nxt.state], "e": nxt.expires_at, "v": new_version()}
+                    if current is not None:
+                        await conn.execute(self._sql["locked_update"], params, prepare=True)
+                    elif (
+                        await (await conn.execute(self._sql["locked_insert"], params, prepare=True)).fetchone() is None
+                    ):
+                        done = False
+                        raise psycopg.Rollback()
+            if done:
+                return
+
+    async def _remove(self, key: str, ns: str) -> None:
+        await self._query("delete", {"k": key})
+
+    async def _remove_all(self, ns: Optional[str]) -> None:
+        await self._query("delete_like", {"k": like_prefix(self._namespace_prefix(ns))})
+
+    async def cleanup_expired(self, now: Optional[float] = None) -> int:
+        """As ``PostgresStore.cleanup_expired()``."""
+        at = self._cleanup_at(now, self.last_now, self.expiry_grace_ms)
+        if not at > 0:
+            return 0
+        total = 0
+        while True:
+            n = int(await self._query("cleanup", {"n": float(at), "b": CLEANUP_BATCH}))
+            total += n
+            if n < CLEANUP_BATCH:
+                return total
+
+    async def size(self, ns: Optional[str] = None) -> int:
+        row = await self._query("count", {"k": like_prefix(self._namespace_prefix(ns))})
+        return int(row[0])
+
+    async def aclose(self) -> None:
+        """Stop the cleanup task, and close the pool if the store made it."""
+        if self._cleanup_task is not None:
+            self._cleanup_task.cancel()
+            self._cleanup_task = None
+        if self._owns_pool:
+            await self.pool.close()
+
+
+def _check_timeout(name: str, timeout: object, max_connections: object) -> None:
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout < float("inf"):
+        raise HaltConfigError(
+            "HALT_INVALID_TIMEOUT",
+            f"{name}: timeout must be a positive number of milliseconds, got {timeout!r}. Fix: timeout=500.",
+        )
+    if not isinstance(max_connections, int) or isinstance(max_connections, bool) or max_connections < 1:
+        raise HaltConfigError(
+            "HALT_INVALID_POSTGRES_CLIENT",
+            f"{name}: max_connections must be a whole number >= 1, got {max_connections!r}. Fix: omit it (10).",
+        )
+
+
+def _connection_kwargs(timeout: float) -> dict[str, Any]:
+    """Autocommit connections whose statements the server cancels after ``timeout`` ms (and a connect timeout)."""
+    return {
+        "autocommit": True,
+        "connect_timeout": max(2, int(timeout / 1000 + 0.999)),
+        "options": f"-c statement_timeout={int(timeout)}",
+    }
+
+
+def _start_cleanup_thread(store: PostgresStore, every_s: float, stop: threading.Event) -> None:
+    """A daemon thread deleting expired rows every ``every_s``, holding the store weakly (an unused store is still
+    collected, and the thread ends)."""
+    ref: Callable[[], Optional[PostgresStore]] = weakref.ref(store)
+
+    def run() -> None:
+        while not stop.wait(every_s):
+            s = ref()
+            if s is None:
+                return
+            with contextlib.suppress(Exception):  # a store that is down is the failure policy's business
+                s.cleanup_expired()
+            del s
+
+    threading.Thread(target=run, name="halt-postgres-cleanup", daemon=True).start()
+
+
+async def _cleanup_loop(ref: Callable[[], Optional[AsyncPostgresStore]], every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        s = ref()
+        if s is None:
+            return
+        with contextlib.suppress(Exception):  # a store that is down is the failure policy's business
+            await s.cleanup_expired()
+        del s
+
+
+__all__ = ["AsyncPostgresStore", "PostgresStore", "create_table_sql", "like_prefix", "lock_id", "quote_table"]

@@ -1,0 +1,36 @@
+"""Stores on new connections, for the test modules and for the worker processes of the conformance suite's
+concurrency test (tests/stores/worker.py calls ``open_<kind>(*args)`` for a ``(store, close)`` pair)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+
+def open_postgres(url: str, table: str, prefix: str, form: str = "sync", timeout: str = "2000") -> Any:
+    """A PostgresStore (``form`` sync) or AsyncPostgresStore on ``table``, without the cleanup timer."""
+    if form == "sync":
+        from halt.stores.postgres import PostgresStore
+
+        store: Any = PostgresStore(url, table=table, prefix=prefix, cleanup_interval=0, timeout=float(timeout))
+        return store, store.close
+    from halt.stores.postgres import AsyncPostgresStore
+
+    store = AsyncPostgresStore(url, table=table, prefix=prefix, cleanup_interval=0, timeout=float(timeout))
+    return store, store.aclose
+
+
+def open_memcached(url: str, prefix: str, form: str = "sync", timeout: str = "2000") -> tuple[Any, Callable[[], Any]]:
+    """A MemcachedStore (``form`` sync) or AsyncMemcachedStore on the server ``host:port``."""
+    host, _, port = url.rpartition(":")
+    seconds = float(timeout) / 1000
+    if form == "sync":
+        from halt.stores.memcached import MemcachedStore
+        from pymemcache.client.base import PooledClient
+
+        client = PooledClient((host, int(port)), connect_timeout=seconds, timeout=seconds, max_pool_size=64)
+        return MemcachedStore(client=client, prefix=prefix), client.close
+    import aiomcache
+    from halt.stores.memcached import AsyncMemcachedStore
+
+    aclient = aiomcache.Client(host, int(port), pool_size=16)
+    return AsyncMemcachedStore(client=aclient, prefix=prefix), aclient.close

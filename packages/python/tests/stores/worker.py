@@ -1,0 +1,95 @@
+"""Worker process of the conformance suite's concurrency test: builds a store with ``module:function(*args)`` (which
+returns ``(store, close)``), then on each JSON job line fires ``n`` concurrent checks of one key at the instant ``at``
+(asyncio tasks, or threads for a synchronous store) and prints the result as a JSON line."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import inspect
+import json
+import sys
+import threading
+import time
+from typing import Any
+
+from halt.core.algorithms import ALGORITHMS
+from halt.core.policy import Policy, compile_policy
+
+
+async def main() -> None:
+    module, _, function = sys.argv[1].partition(":")
+    opened = getattr(importlib.import_module(module), function)(*sys.argv[2:])
+    if inspect.isawaitable(opened):
+        opened = await opened
+    store, close = opened
+    sync = store.synchronous
+    # Connect (and create tables, load scripts) before the barrier, so that the run measures checks only.
+    for name in ALGORITHMS:
+        rule = compile_policy(Policy(name=f"warm-{id(store)}", limit=1, window=1, algorithm=name))
+        r = store.peek(rule.ns, "warm", rule, time.time() * 1000)
+        if not sync:
+            await r
+    print("ready", flush=True)
+    for line in sys.stdin:
+        job = json.loads(line)
+        rule = compile_policy(Policy(**job["policy"]))
+        before = getattr(getattr(store, "counters", None), "conflicts", None)
+        if sync:
+            result = run_threads(store, rule, job)
+        else:
+            result = await run_tasks(store, rule, job)
+        if before is not None:
+            result["conflicts"] = store.counters.conflicts - before
+        print(json.dumps(result), flush=True)
+    done = close()
+    if inspect.isawaitable(done):
+        await done
+
+
+def run_threads(store: Any, rule: Any, job: dict[str, Any]) -> dict[str, Any]:
+    n = job["n"]
+    outcomes: list[Any] = [None] * n
+    errors: list[BaseException] = []
+    start = threading.Barrier(n + 1)
+
+    def one(i: int) -> None:
+        start.wait()
+        try:
+            outcomes[i] = store.consume(rule.ns, "hot", rule, job["now"], 1)
+        except Exception as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    time.sleep(max(0.0, job["at"] - time.time()))
+    t0 = time.time()
+    start.wait()
+    for t in threads:
+        t.join()
+    return result(outcomes, errors, t0, time.time())
+
+
+async def run_tasks(store: Any, rule: Any, job: dict[str, Any]) -> dict[str, Any]:
+    await asyncio.sleep(max(0.0, job["at"] - time.time()))
+    t0 = time.time()
+    got = await asyncio.gather(
+        *(store.consume(rule.ns, "hot", rule, job["now"], 1) for _ in range(job["n"])), return_exceptions=True
+    )
+    errors = [g for g in got if isinstance(g, BaseException)]
+    return result([g for g in got if not isinstance(g, BaseException)], errors, t0, time.time())
+
+
+def result(outcomes: list[Any], errors: list[BaseException], t0: float, t1: float) -> dict[str, Any]:
+    return {
+        "admitted": sum(1 for o in outcomes if o is not None and o.allowed),
+        "errors": len(errors),
+        "first_error": repr(errors[0]) if errors else None,
+        "t0": t0,
+        "t1": t1,
+    }
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
