@@ -55,7 +55,11 @@ it.runIf(existsSync(join(PACKAGE_ROOT, 'dist/telemetry/prometheus.js')))(
     const logs = out()
       .split('\n')
       .filter((l) => l.includes(' req_id='))
-    expect(out()).toMatch(/^\d\d:\d\d:\d\d req_id=- key=user:carol check=quota remaining=0 retry_after=\d+$/m)
+    // The quota's line carries the request's id: the same as the limiter's line for that request.
+    const quotaLine = logs.find((l) => / key=user:carol check=quota remaining=0 retry_after=\d+$/.test(l)) ?? ''
+    const id = / req_id=([0-9a-f]{8}) /.exec(quotaLine)?.[1]
+    expect(id).toBeDefined()
+    expect(logs.filter((l) => l.includes(` req_id=${id} key=user:carol `)).map((l) => l.split(' ')[3])).toEqual(['check=pass', 'check=quota'])
     expect(logs).toHaveLength(28) // and one near-limit warning: alice's 4th call took her to 80% of 5
     expect(logs.filter((l) => l.includes(' near_limit '))).toEqual([expect.stringMatching(/ key=user:alice near_limit policy=plan_free remaining=1 limit=5$/)])
     expect(`${logs.join('\n')}\n${metrics}`).not.toContain('sk_test_')
