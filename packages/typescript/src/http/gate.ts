@@ -86,6 +86,17 @@ export class Gate {
   }
 
   /** Write `d`'s headers (in this gate's format) with `set`. */
+  /**
+   * Write `d`'s headers on `target` when the response should describe it: a rejection, the request's first decision,
+   * or one more restrictive than an earlier limiter's on the same request (`holder`: see `DECISION`).
+   */
+  describe<T>(holder: object, d: Decision, target: T, set: SetHeader<T>): void {
+    const h = holder as Holder
+    if (d.allowed && !supersedes(d, h[DECISION])) return
+    h[DECISION] = d
+    this.writeHeaders(d, target, set)
+  }
+
   writeHeaders<T>(d: Decision, target: T, set: SetHeader<T>): void {
     if (this.format !== 'ietf') {
       writeRateLimitHeaders(d, this.format, target, set)
@@ -114,5 +125,10 @@ export function supersedes(d: Decision, previous: Decision | undefined): boolean
   return previous === undefined || moreRestrictive(d, previous)
 }
 
-/** Where adapters remember, on the framework's request object, the decision the response describes. */
+/**
+ * Where adapters remember the decision a request's response describes: a symbol property on an object of that request
+ * that Halt may extend (Express: `res.locals`; Koa: `ctx.state`; others: the request). Not on Express's `req`: adding a
+ * property to it changes its shape, which slowed Express's own code for every request (bench/README.md, HTTP section).
+ */
 export const DECISION = Symbol.for('halt.decision')
+type Holder = { [DECISION]?: Decision }

@@ -1,7 +1,7 @@
 // halt/express: haltMiddleware(limiter) for Express 4 and 5, app-wide or per route, over the shared HTTP layer.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Decision } from '../../core/types.js'
-import { type AdapterOptions, DECISION, Gate, type HttpLimiter, supersedes } from '../../http/gate.js'
+import { type AdapterOptions, Gate, type HttpLimiter } from '../../http/gate.js'
 import { rejectionBody, rejectionStatus } from '../../http/headers.js'
 import { NodeRequestView, setNodeHeader } from '../node.js'
 
@@ -18,8 +18,6 @@ export interface HaltExpressOptions<Req extends IncomingMessage = IncomingMessag
    */
   onLimited?: (req: Req, res: Res, next: NextFunction, decision: Decision) => void
 }
-
-type Remembered = { [DECISION]?: Decision }
 
 /**
  * Express middleware enforcing one limiter (or several: the first rejection
@@ -44,18 +42,13 @@ export function haltMiddleware<Req extends IncomingMessage = IncomingMessage, Re
       next()
       return
     }
-    const memo = req as Req & Remembered
+    const locals = (res as { locals?: unknown }).locals
+    gate.describe(typeof locals === 'object' && locals !== null ? locals : req, d, res, setNodeHeader)
     if (d.allowed) {
-      if (supersedes(d, memo[DECISION])) {
-        memo[DECISION] = d
-        gate.writeHeaders(d, res, setNodeHeader)
-      }
       if (d.delay > 0) setTimeout(next, d.delay * 1000)
       else next()
       return
     }
-    memo[DECISION] = d
-    gate.writeHeaders(d, res, setNodeHeader)
     if (onLimited !== undefined) {
       onLimited(req, res, next, d)
       return

@@ -1,7 +1,7 @@
 // halt/fastify: haltPlugin (app-wide limiter plus per-route `config.halt`) and haltHook for one route, over the shared HTTP layer.
 import type { IncomingMessage } from 'node:http'
 import type { Decision } from '../../core/types.js'
-import { type AdapterOptions, DECISION, Gate, type HttpLimiter, supersedes } from '../../http/gate.js'
+import { type AdapterOptions, Gate, type HttpLimiter } from '../../http/gate.js'
 import { rejectionBody, rejectionStatus } from '../../http/headers.js'
 import { NodeRequestView } from '../node.js'
 
@@ -87,11 +87,7 @@ function hookOf(limiter: HttpLimiter | readonly HttpLimiter[], options: Omit<Hal
       done()
       return
     }
-    const memo = request.raw as IncomingMessage & { [DECISION]?: Decision }
-    if (supersedes(d, memo[DECISION])) {
-      memo[DECISION] = d
-      gate.writeHeaders(d, reply, setReplyHeader)
-    }
+    gate.describe(request.raw, d, reply, setReplyHeader)
     if (d.allowed) {
       if (d.delay > 0) setTimeout(done, d.delay * 1000)
       else done()

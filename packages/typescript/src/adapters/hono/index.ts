@@ -1,6 +1,6 @@
 // halt/hono: haltMiddleware(limiter) for Hono on any runtime, over the shared HTTP layer.
 import type { Decision } from '../../core/types.js'
-import { type AdapterOptions, DECISION, Gate, type HttpLimiter, supersedes } from '../../http/gate.js'
+import { type AdapterOptions, Gate, type HttpLimiter } from '../../http/gate.js'
 import { rejectionBody, rejectionStatus } from '../../http/headers.js'
 import { WebRequestView } from '../../http/request.js'
 import { runtimeIp, wait, withLimits } from '../web.js'
@@ -27,8 +27,6 @@ export interface HaltHonoOptions<Ctx extends HonoContextLike = HonoContextLike> 
   onLimited?: (c: Ctx, decision: Decision) => Response | Promise<Response>
 }
 
-type Remembered = { [DECISION]?: Decision }
-
 function setHonoHeader(c: HonoContextLike, name: string, value: string): void {
   c.header(name, value)
 }
@@ -49,16 +47,10 @@ export function haltMiddleware<Ctx extends HonoContextLike = HonoContextLike>(
 
   function finish(d: Decision, c: Ctx, next: () => Promise<void>): Promise<Response | undefined> {
     if (d.reason === 'exempt') return next() as Promise<undefined>
-    const memo = c.req.raw as Request & Remembered
+    gate.describe(c.req.raw, d, c, setHonoHeader)
     if (d.allowed) {
-      if (supersedes(d, memo[DECISION])) {
-        memo[DECISION] = d
-        gate.writeHeaders(d, c, setHonoHeader)
-      }
       return (d.delay > 0 ? wait(d.delay).then(next) : next()) as Promise<undefined>
     }
-    memo[DECISION] = d
-    gate.writeHeaders(d, c, setHonoHeader)
     if (onLimited !== undefined) return Promise.resolve(onLimited(c, d)).then((res) => withLimits(res, gate, d))
     return Promise.resolve(c.body(rejectionBody(d), rejectionStatus(d), { 'Content-Type': 'application/json; charset=utf-8' }))
   }

@@ -1,7 +1,7 @@
 // halt/koa: haltMiddleware(limiter) for Koa 2 and 3, app-wide or per route, over the shared HTTP layer.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Decision } from '../../core/types.js'
-import { type AdapterOptions, DECISION, Gate, type HttpLimiter, supersedes } from '../../http/gate.js'
+import { type AdapterOptions, Gate, type HttpLimiter } from '../../http/gate.js'
 import { rejectionBody, rejectionStatus } from '../../http/headers.js'
 import { NodeRequestView, setNodeHeader } from '../node.js'
 
@@ -22,8 +22,6 @@ export interface HaltKoaOptions<Ctx extends KoaContextLike = KoaContextLike> ext
   onLimited?: (ctx: Ctx, decision: Decision) => void
 }
 
-type Remembered = { [DECISION]?: Decision }
-
 /**
  * Koa middleware enforcing one limiter (or several: the first rejection wins).
  *
@@ -40,16 +38,10 @@ export function haltMiddleware<Ctx extends KoaContextLike = KoaContextLike>(
 
   function finish(d: Decision, ctx: Ctx, next: () => Promise<unknown>): Promise<unknown> {
     if (d.reason === 'exempt') return next()
-    const memo = ctx.req as IncomingMessage & Remembered
+    gate.describe(typeof ctx.state === 'object' && ctx.state !== null ? ctx.state : ctx.req, d, ctx.res, setNodeHeader)
     if (d.allowed) {
-      if (supersedes(d, memo[DECISION])) {
-        memo[DECISION] = d
-        gate.writeHeaders(d, ctx.res, setNodeHeader)
-      }
       return d.delay > 0 ? new Promise((ok) => setTimeout(ok, d.delay * 1000)).then(next) : next()
     }
-    memo[DECISION] = d
-    gate.writeHeaders(d, ctx.res, setNodeHeader)
     if (onLimited !== undefined) {
       onLimited(ctx, d)
       return Promise.resolve()
