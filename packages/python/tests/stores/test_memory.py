@@ -10,9 +10,24 @@ import pytest
 from halt import HaltConfigError, InMemoryStore, Policy, RateLimiter
 from halt.core.policy import compile_policy
 from halt.stores.memory import _Sweeper
+from tests.stores.conformance import *  # noqa: F403 (the conformance tests)
+from tests.stores.conformance import Inspected, StoreHarness
 from tests.support import FakeClock, assert_state, case_id, expected_fields, outcome_fields, to_policy, vector_cases
 
 CASES = vector_cases()
+
+
+@pytest.fixture(scope="module")
+def harness() -> StoreHarness:
+    """The conformance suite on the in-memory store (concurrency: threads of this process)."""
+    return StoreHarness(
+        name="InMemoryStore",
+        create=lambda: InMemoryStore(sweep_interval=0),
+        dispose=lambda s: s.close(),
+        # The suite gives every key a namespace of its own, so a namespace holding a key means that key is held.
+        inspect=lambda s, ns, id: Inspected() if s.size(ns) > 0 else None,
+        expire=lambda s, at: s.cleanup_expired(at) and None,
+    )
 
 
 @pytest.mark.parametrize("pair", CASES, ids=[case_id(p) for p in CASES])

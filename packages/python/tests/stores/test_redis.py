@@ -1,13 +1,15 @@
-"""RedisStore and AsyncRedisStore on real Redis (single server and a 3-master Cluster): every spec vector with
-explicit times, the stored state and key layout of spec/KEYS.md, NOSCRIPT reloads, clear, concurrency, failover."""
+"""RedisStore and AsyncRedisStore on real Redis (single server and a 3-master Cluster): the conformance suite (every
+spec vector with the stored state and TTL, concurrency across processes, a stalled server), then what is Redis's own:
+the scripts and key layout of spec/KEYS.md, NOSCRIPT reloads, TTLs, server time, failover."""
 
 from __future__ import annotations
 
-import asyncio
 import struct
-import threading
+import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pytest
 import redis
@@ -16,29 +18,88 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from halt import HaltConfigError, Policy, RateLimiter
-from halt.core.failover import StoreTimeoutError
-from halt.core.policy import compile_policy
 from halt.stores.redis import SCRIPTS, SHA1, AsyncRedisStore, RedisStore, storage_key
 from halt.stores.redis.store import num_arg
-from tests.support import (
-    SPEC_DIR,
-    FakeClock,
-    assert_state,
-    case_id,
-    expected_fields,
-    outcome_fields,
-    redis_url,
-    to_policy,
-    vector_cases,
-)
+from tests.stores.conformance import *  # noqa: F403 (the conformance tests)
+from tests.stores.conformance import Inspected, StoreHarness
+from tests.stores.conftest import _need
+from tests.stores.factories import open_redis
+from tests.support import SPEC_DIR, FakeClock, cluster_nodes, redis_url
 
-CASES = vector_cases()
+#: Vectors run on frozen explicit times while Redis expires keys in real time: keep keys 1 s past their expiry.
+GRACE_MS = 1000
+
+
+def doubles(raw: bytes) -> list[float]:
+    """A stored state: little-endian IEEE-754 doubles (spec/KEYS.md)."""
+    return list(struct.unpack(f"<{len(raw) // 8}d", raw))
+
+
+@pytest.fixture(scope="module", params=["single-sync", "single-async", "cluster-sync", "cluster-async"])
+def harness(request: Any) -> Iterator[StoreHarness]:
+    kind, form = request.param.split("-")
+    if kind == "single":
+        conn = redis_url()
+        if conn is None:
+            _need("HALT_TEST_REDIS_URL")
+        assert conn is not None
+        inspector: Any = redis.Redis.from_url(conn)
+        masters = [inspector]
+    else:
+        nodes = cluster_nodes()
+        if not nodes:
+            _need("HALT_TEST_REDIS_CLUSTER_NODES")
+        conn = ",".join(f"{h}:{p}" for h, p in nodes)
+        from redis.cluster import ClusterNode, RedisCluster
+
+        inspector = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes])
+        masters = [redis.Redis(host=h, port=p) for h, p in nodes]
+    prefix = f"halt-test-{request.param}-{uuid.uuid4().hex[:8]}:"
+    # The sync client's socket timeout bounds a check (the stall test waits for it); asyncio: the limiter's timeout.
+    timeout = "0.4" if form == "sync" else "5"
+    closers: dict[int, Any] = {}
+
+    def create() -> Any:
+        store, close = open_redis(kind, conn, prefix, form, str(GRACE_MS), timeout)
+        closers[id(store)] = close
+        return store
+
+    def inspect(store: Any, ns: str, id: str) -> Optional[Inspected]:
+        key = store.key(ns, id)
+        raw = inspector.get(key)
+        return None if raw is None else Inspected(state=doubles(raw), ttl_ms=inspector.pttl(key))
+
+    async def expire(store: Any, at: float) -> None:
+        import asyncio
+
+        await asyncio.sleep(max(0.0, at / 1000 - time.time()) + 0.025)
+
+    def stall(store: Any, ms: float) -> None:
+        for m in masters:
+            m.execute_command("CLIENT", "PAUSE", str(int(ms)), "ALL")
+        time.sleep(ms / 1000)
+
+    yield StoreHarness(
+        name=f"{'Async' if form == 'async' else ''}RedisStore ({kind})",
+        create=create,
+        dispose=lambda s: closers.pop(id(s))(),
+        inspect=inspect,
+        expire=expire,
+        grace_ms=GRACE_MS,
+        # A sync Cluster client retries a timed-out command on a refreshed topology: bounded, but not by one timeout.
+        stall=None if (kind, form) == ("cluster", "sync") else stall,
+        stall_timeout_ms=float(timeout) * 1000 if form == "sync" else 150,
+        worker=("tests.stores.factories:open_redis", [kind, conn, prefix, form, str(GRACE_MS)]),
+    )
+    inspector.close()
+    for m in masters:
+        m.close()
 
 
 def stored_state(client: Any, key: str) -> list[float]:
     raw = client.get(key)
     assert raw is not None
-    return list(struct.unpack(f"<{len(raw) // 8}d", raw))
+    return doubles(raw)
 
 
 def test_the_packaged_scripts_are_spec_redis_byte_for_byte() -> None:
@@ -65,40 +126,6 @@ def test_numbers_are_sent_as_javascript_writes_them() -> None:
         "1e-07",
         "1",
     ]
-
-
-@pytest.mark.parametrize("pair", CASES, ids=[case_id(p) for p in CASES])
-def test_vector_sync(pair: tuple[str, dict[str, Any]], sync_client: Any, prefix: str) -> None:
-    algorithm, case = pair
-    # Vector times are in the past and keys live until the state is fresh (often 1 ms): a grace keeps them.
-    store = RedisStore(sync_client, prefix=prefix, expiry_grace_ms=60_000)
-    rule = compile_policy(to_policy(algorithm, case))
-    for i, step in enumerate(case["steps"]):
-        if step.get("peek"):
-            out = store.peek(rule.ns, "k", rule, step["t"])
-        else:
-            out = store.consume(rule.ns, "k", rule, step["t"], step.get("cost", 1))
-        assert outcome_fields(out) == expected_fields(step["expect"]), f"step {i}"
-        if "state" in step["expect"]:
-            assert_state(stored_state(sync_client, store.key(rule.ns, "k")), step["expect"]["state"])
-    store.clear()
-
-
-ASYNC_CASES = CASES[::3]  # a third of the vectors again through redis.asyncio (the script is the same)
-
-
-@pytest.mark.parametrize("pair", ASYNC_CASES, ids=[case_id(p) for p in ASYNC_CASES])
-async def test_vector_async(pair: tuple[str, dict[str, Any]], async_client: Any, prefix: str) -> None:
-    algorithm, case = pair
-    store = AsyncRedisStore(async_client, prefix=prefix, expiry_grace_ms=60_000)
-    rule = compile_policy(to_policy(algorithm, case))
-    for i, step in enumerate(case["steps"]):
-        if step.get("peek"):
-            out = await store.peek(rule.ns, "k", rule, step["t"])
-        else:
-            out = await store.consume(rule.ns, "k", rule, step["t"], step.get("cost", 1))
-        assert outcome_fields(out) == expected_fields(step["expect"]), f"step {i}"
-    await store.clear()
 
 
 def test_noscript_reload_and_counters(sync_client: Any, prefix: str) -> None:
@@ -138,44 +165,6 @@ def test_server_time(sync_client: Any, prefix: str) -> None:
     d = limiter.check("a")
     assert d.allowed and d.reset_at > 1_700_000_000  # Redis's clock, not the limiter's
     store.clear()
-
-
-def test_many_threads_on_one_key(sync_client: Any, prefix: str) -> None:
-    limiter = RateLimiter(policy=Policy(limit=150, window=3600), store=RedisStore(sync_client, prefix=prefix))
-    admitted = [0] * 8
-
-    def worker(i: int) -> None:
-        for _ in range(40):
-            if limiter.check("hot").allowed:
-                admitted[i] += 1
-
-    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert sum(admitted) == 150
-    limiter.clear()
-
-
-async def test_many_tasks_on_one_key(async_client: Any, prefix: str) -> None:
-    limiter = RateLimiter(
-        policy=Policy(limit=150, window=3600, algorithm="sliding_window"),
-        store=AsyncRedisStore(async_client, prefix=prefix),
-        timeout=5000,
-    )
-    # 50 in flight at once: redis-py's asyncio pool raises MaxConnectionsError past its cap (which the limiter
-    # would rightly count as a store failure and answer from the fallback).
-    gate = asyncio.Semaphore(50)
-
-    async def one() -> Any:
-        async with gate:
-            return await limiter.acheck("hot")
-
-    results = await asyncio.gather(*(one() for _ in range(300)))
-    assert sum(d.allowed for d in results) == 150
-    assert (await limiter.astats()).allowed == 150
-    await limiter.aclear()
 
 
 async def test_sync_calls_on_an_async_store_say_what_to_do(prefix: str) -> None:
@@ -248,36 +237,3 @@ async def test_async_failover_times_out(prefix: str) -> None:
     d = await limiter.acheck("a")
     assert (d.allowed, d.reason, d.retry_after) == (False, "store_error", 1)
     await dead.aclose()
-
-
-async def test_a_slow_redis_takes_the_failure_path_after_the_timeout(prefix: str) -> None:
-    import redis.asyncio
-
-    url = redis_url()
-    if url is None:
-        pytest.skip("HALT_TEST_REDIS_URL not set")
-    client = redis.asyncio.Redis.from_url(url)
-    errors: list[Any] = []
-
-    class Errors:
-        def on_error(self, event: Any) -> None:
-            errors.append(event.error)
-
-    limiter = RateLimiter(
-        policy=Policy(limit=2, window=60),
-        store=AsyncRedisStore(client, prefix=prefix),
-        timeout=50,
-        on_store_error="open",
-        telemetry=Errors(),
-    )
-    assert (await limiter.acheck("a")).reason is None  # connected, script loaded
-    admin = redis.Redis.from_url(url)
-    admin.execute_command("CLIENT", "PAUSE", "400", "ALL")  # Redis answers nobody for 400 ms
-    try:
-        d = await limiter.acheck("a")
-    finally:
-        admin.execute_command("CLIENT", "UNPAUSE")
-        admin.close()
-    assert (d.allowed, d.reason) == (True, "store_error")
-    assert len(errors) == 1 and isinstance(errors[0], StoreTimeoutError)
-    await client.aclose()
