@@ -21,6 +21,7 @@ DIST = HERE.parents[2] / "typescript" / "dist" / "index.js"
 LIMIT = 150
 WINDOW = 86_400  # a day: no refill or window boundary worth a unit during the run
 CHECKS_EACH = 200
+NUMBERS = (LIMIT, WINDOW, CHECKS_EACH)
 ALGORITHMS = ["token_bucket", "gcra", "fixed_window", "sliding_window", "leaky_bucket"]
 
 
@@ -46,8 +47,7 @@ def _require(var: str) -> str:
 def hammer(kind: str, conn: str, where: str, prefix: str, algorithm: str, limiter: RateLimiter) -> tuple[int, int]:
     """Node's checks and this process's (4 threads) on the key ``hot`` at once: (node admitted, python admitted)."""
     node = subprocess.Popen(
-        ["node", str(HERE / "hammer_cas.mjs"), kind, conn, where, prefix, algorithm]
-        + [str(LIMIT), str(WINDOW), str(CHECKS_EACH)],
+        ["node", str(HERE / "hammer_cas.mjs"), kind, conn, where, prefix, algorithm, *map(str, NUMBERS)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -84,8 +84,8 @@ def hammer(kind: str, conn: str, where: str, prefix: str, algorithm: str, limite
 
 
 def check_total(algorithm: str, store: Any, limiter: RateLimiter, node: int, python: int) -> None:
-    counters = store.counters
-    print(f"{algorithm}: node {node} + python {python}; python conflicts {counters.conflicts}, locked {counters.locked}")
+    c = store.counters
+    print(f"{algorithm}: node {node} + python {python}; python conflicts {c.conflicts}, locked {c.locked}")
     assert node + python == LIMIT, (node, python)
     assert limiter.stats().blocked == CHECKS_EACH - python  # no store errors: every check answered by the store
     assert limiter.peek("hot").remaining == 0  # the state Node wrote last, read by Python
