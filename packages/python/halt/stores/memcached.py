@@ -228,9 +228,13 @@ class AsyncMemcachedStore(_Memcached, AsyncCasStore[Any]):
     method a coroutine (the limiter's ``timeout`` bounds each check), and checks of one key coalesce.
 
     aiomcache's ``gets`` takes one key, so a read is two commands sent together (the item's ``gets`` and a
-    ``multi_get`` of the generations) instead of one. aiomcache also refuses keys with Unicode whitespace or C1
-    control characters, which Memcached itself accepts: such an identity's key is hashed here (a Node service hashes
-    only spaces and ASCII controls, so it would not share that one key).
+    ``multi_get`` of the generations) instead of one. aiomcache 0.8's storage commands (``add``, ``cas``, ``set``,
+    ``delete``) loop forever, without yielding to the event loop, on a connection the server has closed
+    (``readline()`` at end of stream returns ``b''``, which never ends a line): the store replaces that one method
+    of its client with one that raises ``ConnectionResetError`` there, so a Memcached that dies takes the failure
+    policy. aiomcache also refuses keys with Unicode whitespace or C1 control characters, which Memcached itself
+    accepts: such an identity's key is hashed here (a Node service hashes only spaces and ASCII controls, so it
+    would not share that one key).
 
     Example::
 
@@ -255,6 +259,7 @@ class AsyncMemcachedStore(_Memcached, AsyncCasStore[Any]):
                 ("gets", "multi_get", "cas"),
                 "AsyncMemcachedStore(client=aiomcache.Client('localhost', 11211))",
             )
+        _guard_eof(client)
         self.client = client
 
     def key(self, ns: str, id: str) -> str:
@@ -295,6 +300,25 @@ class AsyncMemcachedStore(_Memcached, AsyncCasStore[Any]):
 
     async def _remove_all(self, ns: Optional[str]) -> None:
         await self.client.set(self._ns_key(ns), _token(), 0)
+
+
+def _guard_eof(client: Any) -> None:
+    """Give an aiomcache client a ``_execute_simple_command`` that raises at end of stream instead of looping."""
+    if not callable(getattr(client, "_execute_simple_command", None)):
+        return
+
+    async def execute(conn: Any, raw_command: bytes) -> bytes:
+        response, line = bytearray(), b""
+        conn.writer.write(raw_command)
+        await conn.writer.drain()
+        while not line.endswith(b"\r\n"):
+            line = await conn.reader.readline()
+            if not line:
+                raise ConnectionResetError("memcached closed the connection")
+            response.extend(line)
+        return bytes(response[:-2])
+
+    client._execute_simple_command = execute
 
 
 #: What aiomcache's key check accepts (its own pattern).

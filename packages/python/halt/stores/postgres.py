@@ -217,8 +217,9 @@ class PostgresStore(_Postgres, CasStore[int]):
 
     With ``connection_string`` the store makes (and owns: ``close()`` closes it) a pool of up to ``max_connections``
     autocommit connections whose statements the server cancels after ``timeout`` ms (``statement_timeout``); a
-    checkout waits at most ``timeout`` ms too. With ``pool``, configure those yourself (autocommit saves a round trip
-    per statement).
+    checkout waits at most ``timeout`` ms too. ``min_connections`` of them are opened before the first check (a pool
+    that grows under load opens connections inside the checks' timeout). With ``pool``, configure those yourself
+    (autocommit saves a round trip per statement).
 
     Example::
 
@@ -246,19 +247,20 @@ class PostgresStore(_Postgres, CasStore[int]):
         max_attempts: int = 100,
         timeout: float = 500,
         max_connections: int = 10,
+        min_connections: int = 1,
     ) -> None:
         CasStore.__init__(self, "PostgresStore", max_attempts, expiry_grace_ms)
         self._configure(
             "PostgresStore", connection_string, pool, table, create_table, prefix, cleanup_interval, "ConnectionPool"
         )
-        _check_timeout("PostgresStore", timeout, max_connections)
+        _check_timeout("PostgresStore", timeout, max_connections, min_connections)
         self.timeout = float(timeout)
         if pool is None:
             from psycopg_pool import ConnectionPool
 
             pool = ConnectionPool(
                 str(connection_string),
-                min_size=1,
+                min_size=min_connections,
                 max_size=max_connections,
                 kwargs=_connection_kwargs(timeout),
                 timeout=timeout / 1000,
@@ -268,7 +270,7 @@ class PostgresStore(_Postgres, CasStore[int]):
         self.pool = pool
         self._wait = timeout / 1000 if self._owns_pool else None
         self._setup_lock = threading.Lock()
-        self._ready_done = not self.create_table
+        self._ready_done = not self.create_table and not self._owns_pool
         self._stop = threading.Event()
         if self.cleanup_interval > 0:
             _start_cleanup_thread(self, self.cleanup_interval / 1000, self._stop)
@@ -287,9 +289,12 @@ class PostgresStore(_Postgres, CasStore[int]):
         with self._setup_lock:
             if self._ready_done:
                 return
-            with self.pool.connection(self._wait) as conn, conn.transaction():
-                for statement in self._ddl():
-                    conn.execute(statement)
+            if self._owns_pool:
+                self.pool.wait(self.timeout / 1000)  # its first min_connections, before the first statement
+            if self.create_table:
+                with self.pool.connection(self._wait) as conn, conn.transaction():
+                    for statement in self._ddl():
+                        conn.execute(statement)
             self._ready_done = True
 
     def _read(self, key: str, ns: str) -> Optional[Versioned[int]]:
@@ -384,6 +389,7 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
         max_attempts: int = 100,
         timeout: float = 5000,
         max_connections: int = 10,
+        min_connections: int = 1,
     ) -> None:
         AsyncCasStore.__init__(self, "AsyncPostgresStore", max_attempts, expiry_grace_ms)
         self._configure(
@@ -396,13 +402,13 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
             cleanup_interval,
             "AsyncConnectionPool",
         )
-        _check_timeout("AsyncPostgresStore", timeout, max_connections)
+        _check_timeout("AsyncPostgresStore", timeout, max_connections, min_connections)
         if pool is None:
             from psycopg_pool import AsyncConnectionPool
 
             pool = AsyncConnectionPool(
                 str(connection_string),
-                min_size=1,
+                min_size=min_connections,
                 max_size=max_connections,
                 kwargs=_connection_kwargs(timeout),
                 timeout=timeout / 1000,
@@ -410,6 +416,7 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
                 name="halt",
             )
         self.pool = pool
+        self.timeout = float(timeout)
         self._ready_done = False
         self._setup: Optional[asyncio.Future[None]] = None
         self._cleanup_task: Optional[asyncio.Task[None]] = None
@@ -437,7 +444,7 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
 
     async def _create(self) -> None:
         if self._owns_pool:
-            await self.pool.open()
+            await self.pool.open(wait=True, timeout=self.timeout / 1000)  # with its first min_connections
         if self.create_table:
             async with self.pool.connection() as conn, conn.transaction():
                 for statement in self._ddl():
@@ -508,7 +515,7 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
             await self.pool.close()
 
 
-def _check_timeout(name: str, timeout: object, max_connections: object) -> None:
+def _check_timeout(name: str, timeout: object, max_connections: object, min_connections: object) -> None:
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout < float("inf"):
         raise HaltConfigError(
             "HALT_INVALID_TIMEOUT",
@@ -518,6 +525,16 @@ def _check_timeout(name: str, timeout: object, max_connections: object) -> None:
         raise HaltConfigError(
             "HALT_INVALID_POSTGRES_CLIENT",
             f"{name}: max_connections must be a whole number >= 1, got {max_connections!r}. Fix: omit it (10).",
+        )
+    if (
+        not isinstance(min_connections, int)
+        or isinstance(min_connections, bool)
+        or not 0 <= min_connections <= max_connections
+    ):
+        raise HaltConfigError(
+            "HALT_INVALID_POSTGRES_CLIENT",
+            f"{name}: min_connections must be a whole number from 0 to max_connections ({max_connections}), "
+            f"got {min_connections!r}. Fix: omit it (1).",
         )
 
 

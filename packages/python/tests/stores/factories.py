@@ -6,17 +6,18 @@ from __future__ import annotations
 from typing import Any, Callable
 
 
-def open_postgres(url: str, table: str, prefix: str, form: str = "sync", timeout: str = "2000") -> Any:
-    """A PostgresStore (``form`` sync) or AsyncPostgresStore on ``table``, without the cleanup timer."""
-    if form == "sync":
-        from halt.stores.postgres import PostgresStore
+def open_postgres(
+    url: str, table: str, prefix: str, form: str = "sync", timeout: str = "2000", connections: str = "1"
+) -> Any:
+    """A PostgresStore (``form`` sync) or AsyncPostgresStore on ``table``, without the cleanup timer, with
+    ``connections`` opened before the first check."""
+    from halt.stores.postgres import AsyncPostgresStore, PostgresStore
 
-        store: Any = PostgresStore(url, table=table, prefix=prefix, cleanup_interval=0, timeout=float(timeout))
-        return store, store.close
-    from halt.stores.postgres import AsyncPostgresStore
-
-    store = AsyncPostgresStore(url, table=table, prefix=prefix, cleanup_interval=0, timeout=float(timeout))
-    return store, store.aclose
+    cls: Any = PostgresStore if form == "sync" else AsyncPostgresStore
+    store = cls(
+        url, table=table, prefix=prefix, cleanup_interval=0, timeout=float(timeout), min_connections=int(connections)
+    )
+    return store, store.close if form == "sync" else store.aclose
 
 
 def open_memcached(url: str, prefix: str, form: str = "sync", timeout: str = "2000") -> tuple[Any, Callable[[], Any]]:

@@ -1,0 +1,285 @@
+"""The fault harness (a port of packages/typescript/test/stores/cas-failover.test.ts): a server of its own (started by
+scripts/services.sh in a state directory of its own) is SIGKILLed in the middle of a load and restarted on the same
+port, or frozen with SIGSTOP and thawed; for each ``on_store_error`` mode a limiter is under load meanwhile. No
+request may raise or wait past the timeout, open, closed and fallback must answer as configured, telemetry must see
+the errors, and the limiter must go back to the store by itself.
+
+A store's fault test describes its server and store with a ``FaultCase`` and calls ``run_fault(case)``::
+
+    FaultCase(name="PostgreSQL", service="postgres", printed="HALT_TEST_POSTGRES_URL", outage="kill",
+              timeout=100, open=lambda url, lane: open_postgres(url, f"fault_{lane}", "halt:", "async"))
+
+``open(url, lane)`` returns ``(store, close)`` (close may be a coroutine function), a sync or an asyncio store: the
+load is threads calling ``check()`` for the one, asyncio tasks awaiting ``acheck()`` for the other. A sync store's
+calls are bounded by its own (driver) timeout, which ``open`` must set to ``timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from halt import Policy, RateLimiter
+
+SERVICES_SH = Path(__file__).resolve().parents[4] / "scripts" / "services.sh"
+MARGIN = 150
+RETRY = 200
+LIMIT = 50
+KEYS = 20
+OUTAGE = 1.5
+MODES = ("open", "closed", "fallback")
+
+
+@dataclass
+class FaultCase:
+    name: str
+    #: The scripts/services.sh service.
+    service: str
+    #: The variable services.sh prints for the instance.
+    printed: str
+    #: "kill" (SIGKILL, then restart on the same port) or "stall" (SIGSTOP, then SIGCONT).
+    outage: str
+    #: The limiter's timeout (ms) for an asyncio store; a sync store's ``open`` sets its own timeout to it.
+    timeout: float
+    open: Callable[[str, str], Any]
+    #: Concurrent request loops per mode.
+    loops: int = 10
+    #: For "stall": the pid file of the service, relative to its state directory.
+    pid_file: Optional[str] = None
+
+
+@dataclass
+class Sample:
+    key: str
+    start: float
+    latency: float = 0.0
+    allowed: Optional[bool] = None
+    reason: Optional[str] = None
+    store_error: Optional[str] = None
+    thrown: Optional[BaseException] = None
+
+
+class Lane:
+    """One limiter per mode, with what its telemetry saw."""
+
+    def __init__(self, mode: str, store: Any, close: Any, timeout: float) -> None:
+        self.mode = mode
+        self.store = store
+        self.close = close
+        self.samples: list[Sample] = []
+        self.errors: list[Any] = []
+        self.events: dict[int, Any] = {}
+        lane = self
+
+        class Seen:
+            def on_check(self, event: Any) -> None:
+                lane.events[id(event.decision)] = event
+
+            def on_error(self, event: Any) -> None:
+                lane.errors.append(event)
+
+        self.limiter = RateLimiter(
+            store=store,
+            policy=Policy(name="api", limit=LIMIT, window=60),
+            timeout=timeout,
+            retry_store_after=RETRY,
+            on_store_error=mode,
+            telemetry=Seen(),
+        )
+
+    def record(self, sample: Sample, d: Any) -> None:
+        sample.allowed, sample.reason = d.allowed, d.reason
+        event = self.events.pop(id(d), None)
+        sample.store_error = None if event is None else event.store_error
+
+
+def run_fault(case: FaultCase) -> str:
+    """Run the outage; assert; return the report (a Markdown table)."""
+    state = tempfile.mkdtemp(prefix="halt-fault-py-")
+    os.chmod(state, 0o755)  # PostgreSQL runs as its own OS user: its cluster then lives in here, and goes with it
+    env = {**os.environ, "HALT_SERVICES_DIR": state}
+
+    def services(*args: str) -> str:
+        return subprocess.run(
+            ["bash", str(SERVICES_SH), *args], env=env, capture_output=True, text=True, check=True, timeout=120
+        ).stdout
+
+    try:
+        out = services("start", case.service)
+        m = re.search(rf"{case.printed}='?([^'\n]+)", out)
+        assert m is not None, out
+        return asyncio.run(_load(case, m.group(1), services, state))
+    finally:
+        try:
+            services("stop")
+        finally:
+            shutil.rmtree(state, ignore_errors=True)
+
+
+async def _load(case: FaultCase, url: str, services: Callable[..., str], state: str) -> str:
+    lanes: list[Lane] = []
+    for mode in MODES:
+        store, close = case.open(url, mode)
+        lanes.append(Lane(mode, store, close, case.timeout))
+    sync = lanes[0].store.synchronous
+    # Connections (as many as the load keeps in flight) and tables are set up before the load.
+    for lane in lanes:
+        await lane.limiter.acheck("warm-up")
+        await asyncio.gather(*(lane.limiter.acheck(f"warm-up-{i}") for i in range(case.loops)))
+    running = [True]
+
+    def one(lane: Lane, loop: int, i: int) -> Sample:
+        return Sample(key=f"user:{(loop * 7 + i) % KEYS}", start=time.perf_counter())
+
+    def thread_loop(lane: Lane, loop: int) -> None:
+        i = 0
+        while running[0]:
+            s = one(lane, loop, i)
+            try:
+                lane.record(s, lane.limiter.check(s.key))
+            except Exception as e:
+                s.thrown = e
+            s.latency = time.perf_counter() - s.start
+            lane.samples.append(s)
+            time.sleep(0.002)
+            i += 1
+
+    async def task_loop(lane: Lane, loop: int) -> None:
+        i = 0
+        while running[0]:
+            s = one(lane, loop, i)
+            try:
+                lane.record(s, await lane.limiter.acheck(s.key))
+            except Exception as e:
+                s.thrown = e
+            s.latency = time.perf_counter() - s.start
+            lane.samples.append(s)
+            await asyncio.sleep(0.002)
+            i += 1
+
+    threads = [threading.Thread(target=thread_loop, args=(lane, n)) for lane in lanes for n in range(case.loops)]
+    tasks = []
+    if sync:
+        for t in threads:
+            t.start()
+    else:
+        tasks = [asyncio.ensure_future(task_loop(lane, n)) for lane in lanes for n in range(case.loops)]
+
+    loop = asyncio.get_running_loop()
+
+    async def blocking(fn: Callable[..., Any], *args: Any) -> Any:
+        return await loop.run_in_executor(None, fn, *args)
+
+    await asyncio.sleep(1.0)
+    t_down = time.perf_counter()
+    if case.outage == "kill":
+        await blocking(services, "kill", case.service)
+        t_dead = time.perf_counter()
+        await asyncio.sleep(OUTAGE)
+        t_up = time.perf_counter()
+        await blocking(services, "restart", case.service)
+    else:
+        assert case.pid_file is not None
+        pid = int((Path(state) / case.pid_file).read_text().strip())
+        os.kill(pid, signal.SIGSTOP)
+        t_dead = time.perf_counter()
+        await asyncio.sleep(OUTAGE)
+        t_up = time.perf_counter()
+        os.kill(pid, signal.SIGCONT)
+    deadline = time.perf_counter() + 15
+    while any(lane.limiter.store_down for lane in lanes) and time.perf_counter() < deadline:
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(4)
+
+    def last_failure(lane: Lane) -> float:
+        return max([0.0] + [s.start + s.latency for s in lane.samples if s.store_error is not None])
+
+    def settled() -> bool:
+        """Every lane has answered from the store 60 times since its last failure."""
+        for lane in lanes:
+            last = last_failure(lane)
+            if sum(1 for s in lane.samples[-61:] if s.start > last) <= 60:
+                return False
+        return True
+
+    patience = time.perf_counter() + 10
+    while not settled() and time.perf_counter() < patience:
+        await asyncio.sleep(0.1)
+    running[0] = False
+    if sync:
+        for t in threads:
+            await blocking(t.join)
+    else:
+        await asyncio.gather(*tasks)
+    for lane in lanes:
+        done = lane.close()
+        if inspect.isawaitable(done):
+            await done
+
+    timeout = case.timeout / 1000
+    report = [
+        f"{case.name} ({'sync, threads' if sync else 'asyncio'}) "
+        f"{'SIGKILLed, restarted' if case.outage == 'kill' else 'frozen (SIGSTOP), thawed'} after {OUTAGE * 1000:.0f} "
+        f"ms; timeout {case.timeout:.0f} ms, retry_store_after {RETRY} ms, {case.loops} loops per mode",
+        "| on_store_error | requests served | before the outage | answered by the failure policy | store errors "
+        "(telemetry) | answering for good after | slowest answer |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for lane in lanes:
+        mode, samples = lane.mode, lane.samples
+        assert [repr(s.thrown) for s in samples if s.thrown is not None] == [], mode
+        slowest = max(s.latency for s in samples)
+        assert slowest < timeout + MARGIN / 1000, f"{mode}: slowest answer {slowest * 1000:.0f} ms"
+        # Healthy: the store decides.
+        before = [s for s in samples if s.start + s.latency < t_down]
+        assert len(before) > 30, mode
+        assert [s for s in before if s.store_error is not None] == [], mode
+        # Outage: the failure policy decides.
+        during = [s for s in samples if s.start > t_dead + timeout + 0.05 and s.start + s.latency < t_up]
+        assert len(during) > 30, mode
+        assert {s.store_error for s in during} == {mode}, mode
+        if mode == "open":
+            assert all(s.allowed and s.reason == "store_error" for s in during)
+        if mode == "closed":
+            assert all(not s.allowed and s.reason == "store_error" for s in during)
+        if mode == "fallback":
+            fallback = [s for s in samples if s.store_error == "fallback"]
+            admitted: dict[str, int] = {}
+            for s in fallback:
+                if s.allowed:
+                    admitted[s.key] = admitted.get(s.key, 0) + 1
+            span = (max(s.start for s in fallback) - min(s.start for s in fallback)) * 1000
+            assert max(admitted.values()) <= LIMIT + math.ceil(span * LIMIT / 60_000)
+            assert all(s.reason in (None, "limit") for s in fallback)
+        # Recovery: by itself, soon, and for good.
+        last = last_failure(lane)
+        assert any(s.start > t_up and s.store_error is None for s in samples), f"{mode}: no decision from the store"
+        recovery = max(0.0, last - t_up)
+        assert recovery < 10, f"{mode}: {recovery:.1f} s from the restart until the store answers for good"
+        later = [s for s in samples if s.start > last]
+        assert len(later) > 30, mode
+        assert all(s.store_error is None for s in later), mode
+        # Telemetry saw the errors, each with the action taken.
+        assert lane.errors, mode
+        assert all(e.action == mode and e.operation == "check" for e in lane.errors), mode
+        failed = sum(1 for s in samples if s.store_error is not None)
+        report.append(
+            f"| {mode} | {len(samples)} | {len(before)} | {failed} | {len(lane.errors)} | {recovery * 1000:.0f} ms "
+            f"| {slowest * 1000:.1f} ms |"
+        )
+    return "\n".join(report)
+
+
+__all__ = ["FaultCase", "run_fault"]

@@ -1,0 +1,45 @@
+"""Failure policy on real outages of PostgreSQL and Memcached (tests/stores/faults.py): each server, an instance of
+its own, SIGKILLed in the middle of a load and restarted on the same port, under sync (threads) and asyncio stores."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.stores.factories import open_memcached, open_postgres
+from tests.stores.faults import FaultCase, run_fault
+
+TIMEOUT = 100
+
+CASES = [
+    FaultCase(
+        name="PostgreSQL",
+        service="postgres",
+        printed="HALT_TEST_POSTGRES_URL",
+        outage="kill",
+        timeout=TIMEOUT,
+        open=lambda url, lane, form=form: open_postgres(url, f"fault_{lane}", "halt:", form, str(TIMEOUT), "10"),
+    )
+    for form in ("sync", "async")
+] + [
+    FaultCase(
+        name="Memcached",
+        service="memcached",
+        printed="HALT_TEST_MEMCACHED_URL",
+        outage="kill",
+        timeout=TIMEOUT,
+        open=lambda url, lane, form=form: open_memcached(url, f"{lane}:", form, str(TIMEOUT)),
+    )
+    for form in ("sync", "async")
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=["postgres-sync", "postgres-async", "memcached-sync", "memcached-async"])
+def test_killed_and_restarted_in_the_middle_of_a_load(case: FaultCase) -> None:
+    var = {"postgres": "HALT_TEST_POSTGRES_URL", "memcached": "HALT_TEST_MEMCACHED_URL"}[case.service]
+    if not os.environ.get(var):  # where the shared server of this kind is provisioned (npm test starts them)
+        if os.environ.get("CI"):
+            pytest.fail(f"{var} is not set: scripts/test.sh starts the servers")
+        pytest.skip(f"{var} not set")
+    print("\n" + run_fault(case))
