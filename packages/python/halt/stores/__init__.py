@@ -1,4 +1,5 @@
-"""Halt's stores: InMemoryStore here; Redis in halt.stores.redis (extra ``redis``)."""
+"""Halt's stores: InMemoryStore here; Redis, PostgreSQL and Memcached in halt.stores.redis, .postgres and .memcached
+(extras ``redis``, ``postgres``, ``memcached``), on the compare-and-set loop of halt.stores.cas for the last two."""
 
 from halt.stores.memory import InMemoryStore
 
