@@ -539,10 +539,14 @@ def _check_timeout(name: str, timeout: object, max_connections: object, min_conn
 
 
 def _connection_kwargs(timeout: float) -> dict[str, Any]:
-    """Autocommit connections whose statements the server cancels after ``timeout`` ms (and a connect timeout)."""
+    """Autocommit connections whose statements the server cancels after ``timeout`` ms, which the client drops when
+    the server's host stops acknowledging data for as long (``tcp_user_timeout``: a partition, a host gone), with a
+    connect timeout. A server process frozen on a live host is not bounded by these (the host still acknowledges):
+    the asyncio store, under the limiter's timeout, is."""
     return {
         "autocommit": True,
         "connect_timeout": max(2, int(timeout / 1000 + 0.999)),
+        "tcp_user_timeout": int(timeout),
         "options": f"-c statement_timeout={int(timeout)}",
     }
 
