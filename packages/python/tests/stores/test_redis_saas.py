@@ -11,8 +11,10 @@ from typing import Any, Awaitable, TypeVar
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from halt import PenaltyConfig, PenaltyManager, Quota, QuotaManager
+from halt import PenaltyConfig, PenaltyManager, Policy, Quota, QuotaManager, RateLimiter
 from halt.stores.redis import AsyncRedisStore, RedisStore
 from tests.saas.support import kernel_cases, kernel_id, kernel_rule
 from tests.stores.test_redis import stored_state
@@ -148,3 +150,41 @@ async def test_tasks_take_exactly_the_limit_and_lose_no_violation(async_client: 
     with pytest.raises(Exception, match="HALT_ASYNC_STORE"):
         quotas.consume_quota("hot", QUOTA)
     await store.clear()
+
+
+async def test_a_limiter_with_penalties_over_an_asyncio_store(async_client: Any, prefix: str) -> None:
+    clock = FakeClock()
+    store = AsyncRedisStore(async_client, prefix=prefix)
+    pm = PenaltyManager(PenaltyConfig(threshold=2, duration=60), store=store, clock=clock)
+    limiter = RateLimiter(store=store, clock=clock, penalties=pm, policy=Policy(name="p", limit=2, window=60))
+    for _ in range(4):
+        await limiter.acheck("k")
+    assert (await pm.aget_penalty("k")).is_active()
+    d = await limiter.acheck("k")
+    assert (d.allowed, d.reason, d.limit) == (False, "penalty", 1)
+    with pytest.raises(Exception, match="HALT_INVALID_PENALTY"):
+        RateLimiter(policy=Policy(limit=1, window=60), penalties=pm)  # a sync limiter, an asyncio penalty store
+    await store.clear()
+
+
+def _down() -> RedisStore:
+    """A real Redis client on a port where nothing listens: every call fails at once."""
+    return RedisStore(redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0)))
+
+
+async def test_a_failing_penalty_store_never_fails_a_check(async_client: Any, prefix: str) -> None:
+    clock = FakeClock()
+    broken = PenaltyManager(PenaltyConfig(threshold=1, duration=60), store=_down(), clock=clock)
+    sync = RateLimiter(policy=Policy(name="s", limit=1, window=60), clock=clock, penalties=broken)
+    assert sync.check("k").allowed
+    d = sync.check("k")
+    assert (d.allowed, d.reason) == (False, "limit")
+    remote = RateLimiter(
+        store=AsyncRedisStore(async_client, prefix=prefix),
+        policy=Policy(name="a", limit=1, window=60),
+        clock=clock,
+        penalties=broken,
+    )
+    assert (await remote.acheck("k")).allowed
+    assert (await remote.acheck("k")).reason == "limit"
+    await remote.aclear()
