@@ -331,7 +331,7 @@ class RateLimiter:
         c = rule.cost if cost is None else _checked_cost(cost)
         now = self._clock()
         if self._penalties is not None:
-            return self._penalised(key, rule, now, c, None)
+            return self._penalised(key, rule, now, c, "check", None)
         if self._local:
             return self._finish(key, c, rule, cast(Store, self.store).consume(rule.ns, key, rule, now, c))
         return self._remote_sync(key, rule, now, c, "check", None)
@@ -348,7 +348,7 @@ class RateLimiter:
         rule = self.rule if algorithm is None else self._override(algorithm)
         c = rule.cost if cost is None else _checked_cost(cost)
         if self._penalties is not None:
-            return await self._apenalised(key, rule, self._clock(), c, None)
+            return await self._apenalised(key, rule, self._clock(), c, "check", None)
         return await self._remote_async(key, rule, self._clock(), c, "check", None)
 
     def allow(self, key: Any, cost: Optional[float] = None, algorithm: Optional[str] = None) -> bool:
@@ -366,6 +366,8 @@ class RateLimiter:
             return self._check_request(key, None, algorithm, "peek")
         rule = self.rule if algorithm is None else self._override(algorithm)
         now = self._clock()
+        if self._penalties is not None:
+            return self._penalised(key, rule, now, 0, "peek", None)
         if self._local:
             return to_decision(rule, cast(Store, self.store).peek(rule.ns, key, rule, now))
         return self._remote_sync(key, rule, now, 0, "peek", None)
@@ -376,6 +378,8 @@ class RateLimiter:
         if not isinstance(key, str):
             return await self._acheck_request(key, None, algorithm, "peek")
         rule = self.rule if algorithm is None else self._override(algorithm)
+        if self._penalties is not None:
+            return await self._apenalised(key, rule, self._clock(), 0, "peek", None)
         return await self._remote_async(key, rule, self._clock(), 0, "peek", None)
 
     def reset(self, key: Any) -> None:
@@ -532,8 +536,8 @@ class RateLimiter:
             return d
         rule = r.rule if algorithm is None else self._override_of(r.rule, algorithm)
         now = self._clock()
-        if self._penalties is not None and op == "check":
-            return self._penalised(r.key, rule, now, r.cost, req)
+        if self._penalties is not None:
+            return self._penalised(r.key, rule, now, 0 if op == "peek" else r.cost, op, req)
         if self._local:
             store = cast(Store, self.store)
             if op == "peek":
@@ -549,8 +553,8 @@ class RateLimiter:
                 self._emit_decision(DecisionEvent(r.key, 0, d, None, req))
             return d
         rule = r.rule if algorithm is None else self._override_of(r.rule, algorithm)
-        if self._penalties is not None and op == "check":
-            return await self._apenalised(r.key, rule, self._clock(), r.cost, req)
+        if self._penalties is not None:
+            return await self._apenalised(r.key, rule, self._clock(), 0 if op == "peek" else r.cost, op, req)
         return await self._remote_async(r.key, rule, self._clock(), 0 if op == "peek" else r.cost, op, req)
 
     def _resolve(self, req: Any, cost: Optional[float], trace: Optional[list[str]]) -> _Resolved:
@@ -676,25 +680,28 @@ class RateLimiter:
 
     # ---- penalties --------------------------------------------------------------------------------------
 
-    def _penalised(self, key: str, rule: Rule, now: float, cost: float, request: Any) -> Decision:
-        """A check under penalties: read the key's penalty, check under the scaled rule while it runs, and record
-        a violation when the request is blocked. A failing penalty store never fails the request: it is skipped."""
+    def _penalised(self, key: str, rule: Rule, now: float, cost: float, op: str, request: Any) -> Decision:
+        """A check (or peek) under penalties: read the key's penalty, decide under the scaled rule while it runs,
+        and record a violation when a check is blocked. A failing penalty store never fails the request: the
+        penalty is skipped."""
         pm = cast("PenaltyManager", self._penalties)
         try:
             active = pm.get_penalty(key, now).is_active(now)
         except Exception:
             active = False
         r = pm.penalised(rule) if active else rule
-        if self._local:
+        if not self._local:
+            d = self._remote_sync(key, r, now, cost, op, request)
+        elif op == "check":
             d = self._finish(key, cost, r, cast(Store, self.store).consume(r.ns, key, r, now, cost), None, request)
         else:
-            d = self._remote_sync(key, r, now, cost, "check", request)
-        if not d.allowed and d.reason in _VIOLATIONS:
+            d = to_decision(r, cast(Store, self.store).peek(r.ns, key, r, now))
+        if _violation(d, op, active):
             with contextlib.suppress(Exception):
                 pm.record_violation(key, 1, now)
         return d
 
-    async def _apenalised(self, key: str, rule: Rule, now: float, cost: float, request: Any) -> Decision:
+    async def _apenalised(self, key: str, rule: Rule, now: float, cost: float, op: str, request: Any) -> Decision:
         """``_penalised`` over an asyncio store (the penalty store may be either kind)."""
         pm = cast("PenaltyManager", self._penalties)
         try:
@@ -702,8 +709,8 @@ class RateLimiter:
         except Exception:
             active = False
         r = pm.penalised(rule) if active else rule
-        d = await self._remote_async(key, r, now, cost, "check", request)
-        if not d.allowed and d.reason in _VIOLATIONS:
+        d = await self._remote_async(key, r, now, cost, op, request)
+        if _violation(d, op, active):
             with contextlib.suppress(Exception):
                 await pm.arecord_violation(key, 1, now)
         return d
@@ -868,6 +875,16 @@ class RateLimiter:
 
 #: Rejections that record a violation under ``penalties`` (not store errors, nor a cost that can never fit).
 _VIOLATIONS = ("limit", "cooldown", "penalty")
+
+
+def _violation(d: Decision, op: str, active: bool) -> bool:
+    """Whether a decision under penalties records a violation. A peek records none, but says ``penalty`` for a
+    rejection under the reduced limit (a check's does already: ``_finish``)."""
+    if op != "check":
+        if active and d.reason == "limit":
+            d.reason = "penalty"
+        return False
+    return not d.allowed and d.reason in _VIOLATIONS
 
 
 def check_penalties(p: object, synchronous: bool) -> Optional[PenaltyManager]:

@@ -16,7 +16,7 @@ from halt.core.errors import HaltConfigError
 from halt.core.limiter import _hook, _now_ms, _valid_cost
 from halt.core.managed import Clock, StoreCalls, checked_clock, checked_id, positive
 from halt.core.policy import Rule
-from halt.core.telemetry import DecisionEvent
+from halt.core.telemetry import DecisionEvent, StoreErrorEvent
 from halt.core.types import Decision, Outcome
 from halt.http.warnings import WarningCode, Warnings
 
@@ -171,7 +171,8 @@ class QuotaManager:
 
     ``telemetry`` (a Telemetry, as a limiter takes) is told of every ``consume_quota``: ``on_check``, then
     ``on_allowed`` or ``on_blocked`` with reason ``'quota'``, the quota's name as the policy. A failed store call
-    raises (the caller, e.g. the HTTP option's ``on_store_error``, decides what then happens).
+    reaches ``on_error`` and raises (the caller, e.g. the HTTP option's ``on_store_error``, decides what then
+    happens).
 
     Example::
 
@@ -203,6 +204,7 @@ class QuotaManager:
         self._on_check = _hook(telemetry, "on_check")
         self._on_allowed = _hook(telemetry, "on_allowed")
         self._on_blocked = _hook(telemetry, "on_blocked")
+        self._on_error = _hook(telemetry, "on_error")
         self._compiled: dict[Quota, _Compiled] = {}
 
     def define(self, quota: QuotaLike) -> Quota:
@@ -225,18 +227,33 @@ class QuotaManager:
         q, rule, now, id = self._prepare(identifier, quota, False, "check_quota")
         return self._result(await self._calls.acall("peek", rule.ns, id, rule, now), q, rule, now, c, "check")
 
-    def consume_quota(self, identifier: str, quota: QuotaLike, cost: float = 1) -> QuotaResult:
+    def consume_quota(
+        self, identifier: str, quota: QuotaLike, cost: float = 1, *, on_store_error: str = "closed"
+    ) -> QuotaResult:
         """Take ``cost`` units (default 1) if they fit: atomic, never beyond the limit. Nothing is taken when they
-        do not fit."""
+        do not fit. A store failure is told to telemetry's ``on_error`` (its action: ``on_store_error``, what the
+        caller does then; the HTTP option passes its own) and raises."""
         c = _checked_cost(cost, "consume_quota")
         q, rule, now, id = self._prepare(identifier, quota, False, "consume_quota")
-        o = self._calls.call("consume", "consume_quota", rule.ns, id, rule, now, c)
+        try:
+            o = self._calls.call("consume", "consume_quota", rule.ns, id, rule, now, c)
+        except HaltConfigError:
+            raise
+        except Exception as e:
+            self._failed(e, id, q, on_store_error)
+            raise
         return self._report(id, c, self._result(o, q, rule, now, c, "consume"))
 
-    async def aconsume_quota(self, identifier: str, quota: QuotaLike, cost: float = 1) -> QuotaResult:
+    async def aconsume_quota(
+        self, identifier: str, quota: QuotaLike, cost: float = 1, *, on_store_error: str = "closed"
+    ) -> QuotaResult:
         c = _checked_cost(cost, "consume_quota")
         q, rule, now, id = self._prepare(identifier, quota, False, "consume_quota")
-        o = await self._calls.acall("consume", rule.ns, id, rule, now, c)
+        try:
+            o = await self._calls.acall("consume", rule.ns, id, rule, now, c)
+        except Exception as e:
+            self._failed(e, id, q, on_store_error)
+            raise
         return self._report(id, c, self._result(o, q, rule, now, c, "consume"))
 
     def refund_quota(self, identifier: str, quota: QuotaLike, cost: float = 1) -> QuotaResult:
@@ -313,6 +330,10 @@ class QuotaManager:
         if hook is not None:
             _safely("on_allowed" if r.allowed else "on_blocked", hook, event)
         return r
+
+    def _failed(self, error: Exception, key: str, q: _Compiled, action: str) -> None:
+        if self._on_error is not None:
+            _safely("on_error", self._on_error, StoreErrorEvent(error, key, q.quota.name, "check", action))
 
     def _compile(self, quota: QuotaLike) -> _Compiled:
         q = quota if isinstance(quota, Quota) else to_quota(quota)

@@ -111,6 +111,7 @@ class QuotaGuard:
                 "HALT_INVALID_QUOTA_OPTION",
                 f"{adapter}: quota.on_store_error must be 'open' or 'closed', got {option.on_store_error!r}.",
             )
+        self._mode: str = option.on_store_error
         self._closed = option.on_store_error == "closed"
 
     def check(self, req: Any, cost: Optional[float] = None, algorithm: Optional[str] = None) -> Decision:
@@ -120,7 +121,7 @@ class QuotaGuard:
             return r
         key, q, c = r
         try:
-            return _to_decision(self.manager.consume_quota(key, q, c))
+            return _to_decision(self.manager.consume_quota(key, q, c, on_store_error=self._mode))
         except Exception:
             return self._failed(q)
 
@@ -131,7 +132,7 @@ class QuotaGuard:
             return r
         key, q, c = r
         try:
-            return _to_decision(await self.manager.aconsume_quota(key, q, c))
+            return _to_decision(await self.manager.aconsume_quota(key, q, c, on_store_error=self._mode))
         except Exception:
             return self._failed(q)
 

@@ -28,7 +28,17 @@ from flask import Flask
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from halt import HaltConfigError, InMemoryStore, Policy, Quota, QuotaManager, RateLimiter, define_plans
+from halt import (
+    HaltConfigError,
+    InMemoryStore,
+    Policy,
+    Quota,
+    QuotaManager,
+    RateLimiter,
+    StoreErrorEvent,
+    Telemetry,
+    define_plans,
+)
 from halt.adapters import django as halt_django
 from halt.adapters.fastapi import HaltMiddleware, create_limiter_dependency
 from halt.adapters.flask import HaltFlask
@@ -262,11 +272,25 @@ def test_per_plan_quotas_through_a_plan_table() -> None:
 def test_a_failing_quota_store_lets_requests_through_or_answers_503_when_closed() -> None:
     # A real Redis client on a port where nothing listens: every call fails fast.
     client = redis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
-    broken = QuotaManager(RedisStore(client))
+    errors: list[StoreErrorEvent] = []
+
+    class Errors(Telemetry):
+        def on_error(self, event: StoreErrorEvent) -> None:
+            errors.append(event)
+
+    broken = QuotaManager(RedisStore(client), telemetry=Errors())
     limiter = RateLimiter(policy=Policy(limit=5, window=60), exempt_private_ips=False)
     assert Gate(limiter, quota=QuotaOption(broken, MONTHLY)).check(view()).allowed
     d = Gate(limiter, quota=QuotaOption(broken, MONTHLY, on_store_error="closed")).check(view())
     assert (d.allowed, d.reason) == (False, "store_error")
+    # Telemetry hears of each failure, with what the option did then.
+    assert [(e.policy, e.operation, e.action) for e in errors] == [
+        ("api_calls", "check", "open"),
+        ("api_calls", "check", "closed"),
+    ]
+    with pytest.raises(redis.ConnectionError):
+        broken.consume_quota("k", MONTHLY)
+    assert errors[-1].action == "closed" and errors[-1].key == "k"
 
     async def run() -> Any:
         return await Gate(limiter, quota=QuotaOption(broken, MONTHLY, on_store_error="closed")).acheck(view())

@@ -213,3 +213,21 @@ def test_the_request_path_and_acheck_apply_penalties_too() -> None:
     d = limiter.check(view)
     assert d.allowed and d.limit == 5
     assert asyncio.run(limiter.acheck("ip:203.0.113.9")).limit == 5
+
+
+def test_peek_says_what_a_check_would_under_the_penalty_and_records_no_violation() -> None:
+    clock, pm, limiter = setup(0.5)
+    for _ in range(6):
+        limiter.check("ip:5")
+    d = limiter.peek("ip:5")
+    assert (d.allowed, d.limit, d.remaining) == (True, 10, 4)
+    pm.record_violation("ip:5", 3)
+    d = limiter.peek("ip:5")
+    assert (d.allowed, d.reason, d.limit, d.remaining) == (False, "penalty", 5, 0)
+    view = type("View", (), {"ip": "203.0.113.5", "method": "GET", "path": "/", "header": lambda s, n: None})()
+    assert limiter.peek(view).limit == 10
+    assert pm.get_penalty("ip:5").abuse_score == 3
+    assert asyncio.run(limiter.apeek("ip:5")).reason == "penalty"
+    clock.advance(600_000)
+    d = limiter.peek("ip:5")
+    assert (d.allowed, d.limit) == (True, 10)

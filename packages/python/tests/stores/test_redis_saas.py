@@ -162,6 +162,9 @@ async def test_a_limiter_with_penalties_over_an_asyncio_store(async_client: Any,
     assert (await pm.aget_penalty("k")).is_active()
     d = await limiter.acheck("k")
     assert (d.allowed, d.reason, d.limit) == (False, "penalty", 1)
+    d = await limiter.apeek("k")  # a cost-0 step under the reduced limit; nothing recorded
+    assert (d.allowed, d.limit, d.remaining) == (True, 1, 0)
+    assert (await pm.aget_penalty("k")).abuse_score == 3
     with pytest.raises(Exception, match="HALT_INVALID_PENALTY"):
         RateLimiter(policy=Policy(limit=1, window=60), penalties=pm)  # a sync limiter, an asyncio penalty store
     await store.clear()
