@@ -1,17 +1,29 @@
-// The Node side of the cross-language SaaS tests: the built TypeScript package on one Redis, quotas and penalties.
+// The Node side of the cross-language SaaS tests: the built TypeScript package on one Redis (redis://...) or one
+// PostgreSQL table (postgres://..., the table in $TABLE), quotas and penalties.
 //   quota <limit> <checks>: prints "ready", waits for a line on stdin, consumes <checks> units of one quota key
 //     (20 in flight), prints "<admitted> <errors>".
 //   violations <n>: the same handshake, then records <n> violations on one penalty key, prints "done".
 //   get <id> / record <id> <severity>: prints the penalty of <id> as JSON (read, or after recording).
 import { createInterface } from 'node:readline'
 import { Redis } from 'ioredis'
+import pg from 'pg'
 import { PenaltyManager, QuotaManager } from '../../../typescript/dist/index.js'
+import { PostgresStore } from '../../../typescript/dist/stores/postgres.js'
 import { ioredisOptions, RedisStore } from '../../../typescript/dist/stores/redis.js'
 
 const [url, prefix, mode, ...args] = process.argv.slice(2)
-const redis = new Redis(url, ioredisOptions)
-await new Promise((resolve) => redis.once('ready', resolve))
-const store = new RedisStore({ client: redis, prefix })
+let store
+let close
+if (url.startsWith('postgres')) {
+  const pool = new pg.Pool({ connectionString: url, max: 10 })
+  store = new PostgresStore({ pool, prefix, table: process.env.TABLE, cleanupInterval: 0 })
+  close = () => pool.end()
+} else {
+  const redis = new Redis(url, ioredisOptions)
+  await new Promise((resolve) => redis.once('ready', resolve))
+  store = new RedisStore({ client: redis, prefix })
+  close = () => redis.disconnect()
+}
 // The same configuration as the Python side (test_saas_node_and_python.py).
 const penalties = new PenaltyManager({ store, config: { threshold: Number(process.env.THRESHOLD ?? 3), duration: 600, decayRate: 1e-6 } })
 const quotas = new QuotaManager(store, { timeZone: 'Europe/Berlin' })
@@ -57,4 +69,4 @@ if (mode === 'quota') {
 } else if (mode === 'record') {
   console.log(show(await penalties.recordViolation(args[0], Number(args[1]))))
 }
-redis.disconnect()
+await close()

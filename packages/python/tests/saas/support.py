@@ -35,3 +35,11 @@ def kernel_rule(kernel: str, case: dict[str, Any], step: dict[str, Any], name: s
     if kernel == "quota":
         return quota_rule(name, p["limit"], step["start"], step["end"], step.get("refund", False) is True)
     return penalty_rule(name, p["threshold"], p["duration_ms"], p["decay_rate"], p["max_duration_ms"])
+
+
+def concurrency_rule(kernel: str, name: str, start: float) -> Rule:
+    """The rules of the concurrency tests: a daily quota of 150 from ``start``, or a penalty that never starts nor
+    decays noticeably (each step adds its cost to the score). Worker processes build them from the job's fields."""
+    if kernel == "quota":
+        return quota_rule(name, 150, start, start + 86_400_000, False)
+    return penalty_rule(name, 1e9, 60_000, 1e-6, 960_000)
