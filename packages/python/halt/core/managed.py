@@ -8,6 +8,9 @@ import math
 from typing import Any, Callable, Optional
 
 from halt.core.errors import HaltConfigError
+from halt.core.policy import _positive as positive
+
+__all__ = ["Clock", "StoreCalls", "checked_clock", "checked_id", "positive", "valid_cost"]
 
 #: Milliseconds since the Unix epoch.
 Clock = Callable[[], float]
@@ -73,6 +76,6 @@ def checked_id(identifier: object, what: str, example: str) -> str:
     )
 
 
-def positive(v: object) -> bool:
-    """A finite number > 0 (not a bool)."""
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+def valid_cost(c: object) -> bool:
+    """A finite number >= 0 (not a bool): a cost, a severity."""
+    return isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) and c >= 0

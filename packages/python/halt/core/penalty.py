@@ -14,8 +14,8 @@ from typing import Any, Mapping, Optional, Union
 
 from halt.core.algorithms import penalty_rule
 from halt.core.errors import HaltConfigError
-from halt.core.limiter import _now_ms, _valid_cost
-from halt.core.managed import Clock, StoreCalls, checked_clock, checked_id, positive
+from halt.core.limiter import _now_ms
+from halt.core.managed import Clock, StoreCalls, checked_clock, checked_id, positive, valid_cost
 from halt.core.policy import Rule, compile_policy, duration_ms
 from halt.core.types import Duration, Outcome
 
@@ -230,7 +230,7 @@ class PenaltyManager:
         return rule in self._scaled_rules
 
     def _now(self, now: Optional[float], severity: object) -> float:
-        if not _valid_cost(severity):
+        if not valid_cost(severity):
             raise HaltConfigError(
                 "HALT_INVALID_COST",
                 f"record_violation: severity must be a finite number >= 0, got {severity!r}. Fix: 1.",

@@ -13,8 +13,8 @@ from typing import Any, Callable, Mapping, Optional, Union
 from halt.core.algorithms.quota import quota_rule
 from halt.core.calendar import PERIODS, PeriodBounds, QuotaPeriod, check_time_zone, period_bounds
 from halt.core.errors import HaltConfigError
-from halt.core.limiter import _hook, _now_ms, _valid_cost
-from halt.core.managed import Clock, StoreCalls, checked_clock, checked_id, positive
+from halt.core.limiter import _hook, _now_ms
+from halt.core.managed import Clock, StoreCalls, checked_clock, checked_id, positive, valid_cost
 from halt.core.policy import Rule
 from halt.core.telemetry import DecisionEvent, StoreErrorEvent
 from halt.core.types import Decision, Outcome
@@ -156,7 +156,7 @@ def validate_quota(quota: QuotaLike) -> Quota:
 
 
 def _checked_cost(cost: object, what: str) -> float:
-    if _valid_cost(cost):
+    if valid_cost(cost):
         return cost  # type: ignore[return-value]
     raise HaltConfigError(
         "HALT_INVALID_COST",

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, TypeVar, Union
 
 from ..core.errors import HaltConfigError
+from ..core.managed import valid_cost as _valid_cost
 from ..core.types import Decision
 from .headers import write_rate_limit_headers
 
@@ -44,10 +45,6 @@ class QuotaOption:
 
 def _exempt(policy: str) -> Decision:
     return Decision(True, 0, 0, 0, 0, policy, "exempt", 0.0)
-
-
-def _valid_cost(c: object) -> bool:
-    return isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) and c >= 0
 
 
 class QuotaGuard:
