@@ -337,7 +337,11 @@ class QuotaManager:
 
     def _compile(self, quota: QuotaLike) -> _Compiled:
         q = quota if isinstance(quota, Quota) else to_quota(quota)
-        c = self._compiled.get(q)
+        try:
+            c = self._compiled.get(q)
+        except TypeError:  # an unhashable field (a list as the limit, ...): say what is wrong with it
+            validate_quota(q)
+            raise HaltConfigError("HALT_INVALID_QUOTA", f"quota fields must be plain values, got {q!r:.200}.") from None
         if c is not None:
             return c
         validate_quota(q)

@@ -197,6 +197,15 @@ def test_admits_up_to_the_quota_then_429_quota_exceeded(make: Callable[[], Get])
     assert get("key-b", "/api/x")[0] == 200  # identities apart: the limiter's key strategy (the API key)
 
 
+def test_django_settings_take_the_quota_option() -> None:
+    _, limiter, quotas = parts()
+    halt = {"limiter": limiter, "quota": QuotaOption(quotas, MONTHLY)}
+    with override_settings(ROOT_URLCONF=__name__, MIDDLEWARE=["halt.adapters.django.HaltMiddleware"], HALT=halt):
+        c = Client(REMOTE_ADDR="203.0.113.9")
+        statuses = [c.get("/api/x", HTTP_X_API_KEY="k").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+
+
 def test_the_429_body_is_the_typescript_text() -> None:
     from halt.http.headers import rejection_body
 

@@ -184,6 +184,11 @@ def test_configuration_errors_have_the_typescript_codes() -> None:
     assert code(lambda: quotas.define(bad_zone)) == "HALT_INVALID_TIME_ZONE"
     assert code(lambda: QuotaManager(InMemoryStore(), time_zone="Nowhere")) == "HALT_INVALID_TIME_ZONE"
     assert code(lambda: QuotaManager(InMemoryStore(), time_zone="")) == "HALT_INVALID_TIME_ZONE"
+    assert code(lambda: quotas.define(Quota(name="x", limit=[1], period="daily"))) == "HALT_INVALID_QUOTA"  # type: ignore[arg-type]
+    assert (
+        code(lambda: quotas.define(Quota(name="x", limit=1, period="daily", time_zone=["UTC"])))
+        == "HALT_INVALID_TIME_ZONE"
+    )  # type: ignore[arg-type]
     assert code(lambda: quotas.consume_quota("u", q, -1)) == "HALT_INVALID_COST"
     assert code(lambda: quotas.check_quota("u", q, float("nan"))) == "HALT_INVALID_COST"
     assert code(lambda: quotas.consume_quota(42, q)) == "HALT_INVALID_IDENTIFIER"  # type: ignore[arg-type]
