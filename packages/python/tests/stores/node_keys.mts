@@ -21,7 +21,16 @@ const fns: Record<string, (...a: string[]) => unknown> = {
   // The advisory lock id PostgresStore takes for the table's creation (the SQL it sends names it).
   lockId: (table) => {
     let sent = ''
-    const probe = new PostgresStore({ table: table as string, cleanupInterval: 0, pool: { query: async (q: { text: string }) => ((sent ||= q.text), { rows: [], rowCount: 0 }) } })
+    const probe = new PostgresStore({
+      table: table as string,
+      cleanupInterval: 0,
+      pool: {
+        query: async (q: { text: string }) => {
+          if (sent === '') sent = q.text
+          return { rows: [], rowCount: 0 }
+        },
+      },
+    })
     return (probe as unknown as { create(): Promise<void> }).create().then(() => Number(/pg_advisory_xact_lock\((\d+)\)/.exec(sent)?.[1]))
   },
 }
