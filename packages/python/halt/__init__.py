@@ -13,10 +13,14 @@ Example::
 from __future__ import annotations
 
 from halt.core import presets
+from halt.core.calendar import QuotaPeriod
 from halt.core.errors import HaltConfigError, RateLimitExceeded
 from halt.core.limiter import KeyExplanation, LimiterStats, RateLimiter
+from halt.core.penalty import Penalty, PenaltyConfig, PenaltyManager
+from halt.core.plans import PlanTable, define_plans
 from halt.core.policy import Rule, compile_policy
 from halt.core.presets import get_plan_policy
+from halt.core.quota import Quota, QuotaManager, QuotaResult, QuotaState
 from halt.core.store import AsyncStore, Store
 from halt.core.telemetry import DecisionEvent, StoreErrorEvent, Telemetry
 from halt.core.types import Algorithm, Decision, KeyStrategy, Outcome, Policy
@@ -35,7 +39,16 @@ __all__ = [
     "KeyStrategy",
     "LimiterStats",
     "Outcome",
+    "Penalty",
+    "PenaltyConfig",
+    "PenaltyManager",
+    "PlanTable",
     "Policy",
+    "Quota",
+    "QuotaManager",
+    "QuotaPeriod",
+    "QuotaResult",
+    "QuotaState",
     "RateLimitExceeded",
     "RateLimiter",
     "Rule",
@@ -43,6 +56,7 @@ __all__ = [
     "StoreErrorEvent",
     "Telemetry",
     "compile_policy",
+    "define_plans",
     "get_plan_policy",
     "presets",
 ]

@@ -27,7 +27,7 @@ Limiters = Union[HttpLimiter, Sequence[HttpLimiter]]
 GetUser = Callable[[HttpRequest], Any]
 _MEMO = "_halt_decision"
 #: Adapter options in settings.HALT; every other key is a RateLimiter option.
-_ADAPTER_KEYS = ("limiter", "headers", "get_user", "on_limited")
+_ADAPTER_KEYS = ("limiter", "headers", "get_user", "on_limited", "quota")
 
 
 def django_user(request: HttpRequest) -> Any:
@@ -154,6 +154,7 @@ def create_halt_middleware(
     headers: str = "standard",
     get_user: Optional[GetUser] = None,
     on_limited: Optional[OnLimited] = None,
+    quota: Any = None,
 ) -> type[_HaltMiddlewareBase]:
     """A Django middleware class enforcing ``limiter`` (or several: the first rejection wins) on every request.
 
@@ -166,7 +167,7 @@ def create_halt_middleware(
 
         RateLimit = create_halt_middleware(RateLimiter(policy=presets.PUBLIC_API, trusted_proxies=["10.0.0.0/8"]))
     """
-    checker = _Checker(Gate(limiter, headers, "create_halt_middleware"), get_user, on_limited)
+    checker = _Checker(Gate(limiter, headers, "create_halt_middleware", quota=quota), get_user, on_limited)
     return type("HaltDjangoMiddleware", (_HaltMiddlewareBase,), {"_checker": checker})
 
 
@@ -205,14 +206,16 @@ class HaltMiddleware(_HaltMiddlewareBase):
         MIDDLEWARE = [..., "halt.adapters.django.HaltMiddleware"]
 
     ``HALT`` holds RateLimiter options (``policy``, ``store``, ``trusted_proxies``, ...) or a ready
-    ``"limiter"``, plus the adapter's ``headers``, ``get_user`` and ``on_limited``.
+    ``"limiter"``, plus the adapter's ``headers``, ``get_user``, ``on_limited`` and ``quota`` (a QuotaOption).
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], Any]) -> None:
         from django.conf import settings
 
-        limiter, headers, get_user, on_limited = limiter_from_settings(getattr(settings, "HALT", None))
-        self._checker = _Checker(Gate(limiter, headers, "HaltMiddleware"), get_user, on_limited)
+        config: Any = getattr(settings, "HALT", None)
+        limiter, headers, get_user, on_limited = limiter_from_settings(config)
+        gate = Gate(limiter, headers, "HaltMiddleware", quota=config.get("quota"))  # a dict: checked above
+        self._checker = _Checker(gate, get_user, on_limited)
         super().__init__(get_response)
 
 
@@ -221,6 +224,7 @@ def limit(
     headers: str = "standard",
     get_user: Optional[GetUser] = None,
     on_limited: Optional[OnLimited] = None,
+    quota: Any = None,
 ) -> Callable[[F], F]:
     """Decorate a Django view (sync or async) with its own limit, on top of the middleware's if any.
 
@@ -229,7 +233,7 @@ def limit(
         @limit(RateLimiter(policy=presets.AUTH_ENDPOINTS))
         def login(request): ...
     """
-    checker = _Checker(Gate(limiter, headers, "limit"), get_user, on_limited)
+    checker = _Checker(Gate(limiter, headers, "limit", quota=quota), get_user, on_limited)
 
     def decorate(view: F) -> F:
         if iscoroutinefunction(view):

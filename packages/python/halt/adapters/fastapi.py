@@ -145,6 +145,7 @@ class HaltMiddleware:
     ``get_user(scope)`` gives the user for the ``user``/``composite`` strategies (default: ``request.user``
     when it has an id, else ``request.state.user_id``); ``get_ip(scope)`` overrides the peer address;
     ``on_limited(scope, decision)`` returns your own rejection as an ASGI app (headers are added for you).
+    ``quota`` (a QuotaOption, or a list) enforces a quota after the limits: 429 ``quota_exceeded`` when used up.
     """
 
     def __init__(
@@ -155,9 +156,10 @@ class HaltMiddleware:
         get_user: Optional[Callable[[Scope], Any]] = None,
         get_ip: Optional[Callable[[Scope], Optional[str]]] = None,
         on_limited: Optional[Callable[[Scope, Decision], ASGIApp]] = None,
+        quota: Any = None,
     ) -> None:
         self.app = app
-        self.gate = Gate(limiter, headers, "HaltMiddleware")
+        self.gate = Gate(limiter, headers, "HaltMiddleware", quota=quota)
         check_callbacks("HaltMiddleware", get_user=get_user, get_ip=get_ip, on_limited=on_limited)
         self.get_user = get_user
         self.get_ip = get_ip
@@ -265,6 +267,7 @@ def create_limiter_dependency(
     headers: str = "standard",
     get_user: Optional[Callable[[Scope], Any]] = None,
     get_ip: Optional[Callable[[Scope], Optional[str]]] = None,
+    quota: Any = None,
 ) -> Callable[[Request, Response], Awaitable[None]]:
     """A FastAPI dependency enforcing ``limiter`` (or several) on the routes that depend on it.
 
@@ -278,7 +281,7 @@ def create_limiter_dependency(
         @app.post("/login", dependencies=[Depends(login_limit)])
         async def login(): ...
     """
-    gate = Gate(limiter, headers, "create_limiter_dependency")
+    gate = Gate(limiter, headers, "create_limiter_dependency", quota=quota)
     check_callbacks("create_limiter_dependency", get_user=get_user, get_ip=get_ip)
 
     async def halt_limit(request: Request, response: Response) -> None:

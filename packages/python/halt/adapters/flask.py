@@ -84,6 +84,7 @@ class HaltFlask:
     ``get_user()`` gives the user for the ``user``/``composite`` strategies (default ``g.user``, else
     ``g.user_id``); ``on_limited(decision)`` returns your own rejection (any view return value; the rate-limit
     headers and ``Retry-After`` are added). ``init_app(app)`` is supported for application factories.
+    ``quota`` (a QuotaOption, or a list) enforces a quota after the limits: 429 ``quota_exceeded`` when used up.
     """
 
     def __init__(
@@ -93,10 +94,11 @@ class HaltFlask:
         headers: str = "standard",
         get_user: Optional[Callable[[], Any]] = None,
         on_limited: Optional[OnLimited] = None,
+        quota: Any = None,
     ) -> None:
         if limiter is None:
             limiter = []  # Gate reports it
-        self.gate = Gate(limiter, headers, "HaltFlask", sync_only=True)
+        self.gate = Gate(limiter, headers, "HaltFlask", sync_only=True, quota=quota)
         check_callbacks("HaltFlask", get_user=get_user, on_limited=on_limited)
         self.get_user = get_user or flask_user
         self.on_limited = on_limited
@@ -117,6 +119,7 @@ def limit(
     headers: str = "standard",
     get_user: Optional[Callable[[], Any]] = None,
     on_limited: Optional[OnLimited] = None,
+    quota: Any = None,
 ) -> Callable[[F], F]:
     """Decorate a view with its own limit (on top of HaltFlask's, if any).
 
@@ -126,7 +129,7 @@ def limit(
         @limit(RateLimiter(policy=presets.AUTH_ENDPOINTS))
         def login(): ...
     """
-    gate = Gate(limiter, headers, "limit", sync_only=True)
+    gate = Gate(limiter, headers, "limit", sync_only=True, quota=quota)
     check_callbacks("limit", get_user=get_user, on_limited=on_limited)
     user_of = get_user or flask_user
 

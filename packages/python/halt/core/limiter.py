@@ -6,6 +6,7 @@ Takes a string key, or a RequestView (halt.http): then exemptions, client addres
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import inspect
 import itertools
@@ -13,7 +14,7 @@ import math
 import sys
 import time
 from math import ceil as _ceil
-from typing import Any, Awaitable, Callable, Hashable, Optional, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Hashable, Optional, TypeVar, Union, cast
 
 from halt.core.errors import HaltConfigError, RateLimitExceeded
 from halt.core.failover import Circuit, StoreTimeoutError, validate_failover
@@ -24,6 +25,9 @@ from halt.core.types import Decision, Outcome, Policy
 from halt.http.rules import ANONYMOUS_KEY, UNKNOWN_IP_KEY, HttpRules
 from halt.http.warnings import WarningCode
 from halt.stores.memory import InMemoryStore
+
+if TYPE_CHECKING:
+    from halt.core.penalty import PenaltyManager
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -170,9 +174,14 @@ class RateLimiter:
         api_key_secret: Union[str, bytes, None] = None,
         on_warning: Optional[Callable[[Any], None]] = None,
         validations: Union[bool, dict[str, bool], None] = None,
+        penalties: Optional[PenaltyManager] = None,
     ) -> None:
         """``timeout`` and ``retry_store_after`` are milliseconds, as in the TypeScript SDK. ``timeout`` bounds
-        each call of an asyncio store; a synchronous remote store is bounded by its client's socket timeout."""
+        each call of an asyncio store; a synchronous remote store is bounded by its client's socket timeout.
+
+        ``penalties`` (a PenaltyManager): every blocked request records a violation (severity 1) for its key, and
+        while a key's penalty runs its limit and burst are scaled by the manager's ``multiplier`` (rejections then
+        say ``reason='penalty'``). A synchronous limiter needs a synchronous penalty store."""
         if policy is None:
             raise HaltConfigError(
                 "HALT_MISSING_POLICY", "RateLimiter: policy is required. Fix: RateLimiter(policy=presets.PUBLIC_API)."
@@ -267,7 +276,9 @@ class RateLimiter:
         self._fallback: Optional[InMemoryStore] = None
         self._allowed = _Counter()
         self._blocked = _Counter()
-        self._fast = self._local
+        #: Penalties (halt.core.penalty): blocked requests record violations; a penalised key gets a scaled rule.
+        self._penalties = check_penalties(penalties, self._sync)
+        self._fast = self._local and self._penalties is None
         self._consume: Callable[[str, str, Rule, float, float], Outcome] = cast(Store, store).consume
 
     # ---- public API -------------------------------------------------------------------------------------
@@ -319,6 +330,8 @@ class RateLimiter:
         rule = self.rule if algorithm is None else self._override(algorithm)
         c = rule.cost if cost is None else _checked_cost(cost)
         now = self._clock()
+        if self._penalties is not None:
+            return self._penalised(key, rule, now, c, "check", None)
         if self._local:
             return self._finish(key, c, rule, cast(Store, self.store).consume(rule.ns, key, rule, now, c))
         return self._remote_sync(key, rule, now, c, "check", None)
@@ -334,6 +347,8 @@ class RateLimiter:
             return await self._acheck_request(key, cost, algorithm, "check")
         rule = self.rule if algorithm is None else self._override(algorithm)
         c = rule.cost if cost is None else _checked_cost(cost)
+        if self._penalties is not None:
+            return await self._apenalised(key, rule, self._clock(), c, "check", None)
         return await self._remote_async(key, rule, self._clock(), c, "check", None)
 
     def allow(self, key: Any, cost: Optional[float] = None, algorithm: Optional[str] = None) -> bool:
@@ -351,6 +366,8 @@ class RateLimiter:
             return self._check_request(key, None, algorithm, "peek")
         rule = self.rule if algorithm is None else self._override(algorithm)
         now = self._clock()
+        if self._penalties is not None:
+            return self._penalised(key, rule, now, 0, "peek", None)
         if self._local:
             return to_decision(rule, cast(Store, self.store).peek(rule.ns, key, rule, now))
         return self._remote_sync(key, rule, now, 0, "peek", None)
@@ -361,6 +378,8 @@ class RateLimiter:
         if not isinstance(key, str):
             return await self._acheck_request(key, None, algorithm, "peek")
         rule = self.rule if algorithm is None else self._override(algorithm)
+        if self._penalties is not None:
+            return await self._apenalised(key, rule, self._clock(), 0, "peek", None)
         return await self._remote_async(key, rule, self._clock(), 0, "peek", None)
 
     def reset(self, key: Any) -> None:
@@ -517,6 +536,8 @@ class RateLimiter:
             return d
         rule = r.rule if algorithm is None else self._override_of(r.rule, algorithm)
         now = self._clock()
+        if self._penalties is not None:
+            return self._penalised(r.key, rule, now, 0 if op == "peek" else r.cost, op, req)
         if self._local:
             store = cast(Store, self.store)
             if op == "peek":
@@ -532,6 +553,8 @@ class RateLimiter:
                 self._emit_decision(DecisionEvent(r.key, 0, d, None, req))
             return d
         rule = r.rule if algorithm is None else self._override_of(r.rule, algorithm)
+        if self._penalties is not None:
+            return await self._apenalised(r.key, rule, self._clock(), 0 if op == "peek" else r.cost, op, req)
         return await self._remote_async(r.key, rule, self._clock(), 0 if op == "peek" else r.cost, op, req)
 
     def _resolve(self, req: Any, cost: Optional[float], trace: Optional[list[str]]) -> _Resolved:
@@ -644,11 +667,53 @@ class RateLimiter:
         )
         return rule.cost
 
+    def identify(self, req: Any) -> Optional[str]:
+        """The key a request is limited by, or None when it is exempt. Consumes nothing (the HTTP ``quota``
+        option uses it)."""
+        return self._reset_key(req)
+
     def _reset_key(self, key: Any) -> Optional[str]:
         if isinstance(key, str):
             return key
         r = self._resolve(key, None, None)
         return None if r.exempt is not None else r.key
+
+    # ---- penalties --------------------------------------------------------------------------------------
+
+    def _penalised(self, key: str, rule: Rule, now: float, cost: float, op: str, request: Any) -> Decision:
+        """A check (or peek) under penalties: read the key's penalty, decide under the scaled rule while it runs,
+        and record a violation when a check is blocked. A failing penalty store never fails the request: the
+        penalty is skipped."""
+        pm = cast("PenaltyManager", self._penalties)
+        try:
+            active = pm.get_penalty(key, now).is_active(now)
+        except Exception:
+            active = False
+        r = pm.penalised(rule) if active else rule
+        if not self._local:
+            d = self._remote_sync(key, r, now, cost, op, request)
+        elif op == "check":
+            d = self._finish(key, cost, r, cast(Store, self.store).consume(r.ns, key, r, now, cost), None, request)
+        else:
+            d = to_decision(r, cast(Store, self.store).peek(r.ns, key, r, now))
+        if _violation(d, op, active):
+            with contextlib.suppress(Exception):
+                pm.record_violation(key, 1, now)
+        return d
+
+    async def _apenalised(self, key: str, rule: Rule, now: float, cost: float, op: str, request: Any) -> Decision:
+        """``_penalised`` over an asyncio store (the penalty store may be either kind)."""
+        pm = cast("PenaltyManager", self._penalties)
+        try:
+            active = (await pm.aget_penalty(key, now)).is_active(now)
+        except Exception:
+            active = False
+        r = pm.penalised(rule) if active else rule
+        d = await self._remote_async(key, r, now, cost, op, request)
+        if _violation(d, op, active):
+            with contextlib.suppress(Exception):
+                await pm.arecord_violation(key, 1, now)
+        return d
 
     # ---- store calls ------------------------------------------------------------------------------------
 
@@ -672,6 +737,8 @@ class RateLimiter:
             o.reason,
             o.delay_ms / 1000,
         )
+        if o.reason == "limit" and self._penalties is not None and self._penalties.is_penalised_rule(rule):
+            d.reason = "penalty"
         return self._record(key, cost, d, store_error, request)
 
     def _record(self, key: str, cost: float, d: Decision, store_error: Optional[str], request: Any) -> Decision:
@@ -804,6 +871,41 @@ class RateLimiter:
             f"limiter.{method}(): this limiter's store is asynchronous, so it answers only in async code. "
             f"Fix: await limiter.a{method}(...), or give a synchronous store (InMemoryStore, RedisStore).",
         )
+
+
+#: Rejections that record a violation under ``penalties`` (not store errors, nor a cost that can never fit).
+_VIOLATIONS = ("limit", "cooldown", "penalty")
+
+
+def _violation(d: Decision, op: str, active: bool) -> bool:
+    """Whether a decision under penalties records a violation. A peek records none, but says ``penalty`` for a
+    rejection under the reduced limit (a check's does already: ``_finish``)."""
+    if op != "check":
+        if active and d.reason == "limit":
+            d.reason = "penalty"
+        return False
+    return not d.allowed and d.reason in _VIOLATIONS
+
+
+def check_penalties(p: object, synchronous: bool) -> Optional[PenaltyManager]:
+    """The ``penalties`` option, checked: a PenaltyManager whose store answers as the limiter's does."""
+    if p is None:
+        return None
+    from halt.core.penalty import PenaltyManager
+
+    if not isinstance(p, PenaltyManager):
+        raise HaltConfigError(
+            "HALT_INVALID_PENALTY",
+            "RateLimiter: penalties must be a PenaltyManager. "
+            "Fix: penalties=PenaltyManager(PenaltyConfig(threshold=10, duration='5m')).",
+        )
+    if synchronous and not p._calls.synchronous:
+        raise HaltConfigError(
+            "HALT_INVALID_PENALTY",
+            "RateLimiter: the limiter answers synchronously but its PenaltyManager store is asynchronous. "
+            "Fix: give both the same kind of store (e.g. both in memory, or both in Redis).",
+        )
+    return p
 
 
 def exempt_decision(rule: Rule) -> Decision:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any, Optional, cast
 
 from halt.core.errors import HaltConfigError
 from halt.core.types import Policy
@@ -36,13 +37,16 @@ PLANS: dict[str, Policy] = {
 }
 
 
-def get_plan_policy(plan: str) -> Policy:
+def get_plan_policy(plan: str, table: Optional[Any] = None) -> Policy:
     """The policy of a plan, by name, case-insensitive.
 
     Example::
 
         get_plan_policy("Pro")  # PLAN_PRO: 2000 per hour
+        get_plan_policy("team", plans)  # your own table (define_plans)
     """
+    if table is not None:
+        return cast(Policy, table.policy(plan))
     p = PLANS.get(plan.strip().lower()) if isinstance(plan, str) else None
     if p is None:
         shown = json.dumps(plan) if isinstance(plan, (str, int, float, type(None))) else repr(plan)

@@ -34,7 +34,7 @@ class KeyStrategy:
 
 AlgorithmName = Literal["token_bucket", "fixed_window", "sliding_window", "leaky_bucket", "gcra"]
 KeyStrategyName = Literal["ip", "user", "api_key", "composite", "custom"]
-Reason = Literal["limit", "cooldown", "penalty", "exempt", "store_error", "cost_exceeds_capacity"]
+Reason = Literal["limit", "cooldown", "penalty", "exempt", "store_error", "cost_exceeds_capacity", "quota"]
 
 #: Seconds as a number, or a string such as ``'500ms'``, ``'30s'``, ``'1m'``, ``'1h'``, ``'1d'``.
 Duration = Union[int, float, str]

@@ -17,6 +17,7 @@ from .headers import (
 )
 from .ip import Cidr, IpAddress, cidr_contains, format_ip, parse_cidr, parse_ip
 from .paths import HEALTH_CHECK_PATHS, PathExemptions, is_canonical_path
+from .quota import QuotaGuard, QuotaOption
 from .request import BasicRequestView, RequestView, path_of
 from .rules import ANONYMOUS_KEY, UNKNOWN_IP_KEY, AddrInfo, HttpRules, api_key_of, identity_key
 from .warnings import HaltWarning, WarningCode
@@ -35,6 +36,8 @@ __all__ = [
     "HttpRules",
     "IpAddress",
     "PathExemptions",
+    "QuotaGuard",
+    "QuotaOption",
     "RequestView",
     "WarningCode",
     "api_key_of",

@@ -8,6 +8,7 @@ from typing_extensions import Protocol
 
 from ..core.errors import HaltConfigError
 from .headers import is_header_format, more_restrictive, write_rate_limit_headers
+from .quota import quota_guards
 from .request import RequestView
 
 if TYPE_CHECKING:
@@ -43,7 +44,8 @@ class Gate:
     Limiters are checked in order; the first rejection stops the rest (they consume nothing). When all admit,
     the response describes the most restrictive decision; a request exempt under every limiter gets
     ``reason='exempt'``. ``sync_only``: the adapter only calls ``check`` (WSGI), so an asyncio store is refused
-    here, at configuration, rather than failing each request.
+    here, at configuration, rather than failing each request. ``quota``: a QuotaOption (or a list of them)
+    enforced after the limiters; an exhausted quota answers 429 ``quota_exceeded`` (docs/saas.md).
 
     Example::
 
@@ -60,6 +62,7 @@ class Gate:
         headers: str = "standard",
         adapter: str = "HaltMiddleware",
         sync_only: bool = False,
+        quota: Any = None,
     ) -> None:
         items: list[HttpLimiter] = list(limiter) if isinstance(limiter, (list, tuple)) else [cast(HttpLimiter, limiter)]
         if len(items) == 0 or any(not callable(getattr(x, "check", None)) for x in items):
@@ -73,6 +76,8 @@ class Gate:
                 "HALT_INVALID_HEADER_FORMAT",
                 f"{adapter}: headers must be 'standard', 'ietf', 'legacy' or 'none', got {headers!r}.",
             )
+        # The quota option: one more limiter per quota, after the others (only requests they admit take units).
+        items += quota_guards(quota, items[0], adapter)
         self.limiters: tuple[HttpLimiter, ...] = tuple(items)
         if sync_only:
             self.require_sync(adapter)

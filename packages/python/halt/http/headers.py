@@ -5,7 +5,9 @@ A port of packages/typescript/src/http/headers.ts; spec/http/headers.json and re
 
 from __future__ import annotations
 
+import json
 import math
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Callable, Optional, TypeVar
 
 from typing_extensions import Literal
@@ -153,15 +155,30 @@ def rejection_body(d: Decision) -> str:
     """The JSON body of a rejection.
 
     ``{"error":"rate_limit_exceeded","message":"Too many requests. Please try again later.","retry_after":42}``
-    (``rate_limiter_unavailable`` with status 503 when the store is down and the limiter fails closed).
+    (``rate_limiter_unavailable`` with status 503 when the store is down and the limiter fails closed;
+    ``quota_exceeded`` with the quota, its limit and ``reset_at``, an ISO 8601 time, for an exhausted quota).
     """
     s = retry_after_seconds(d)
+    if d.reason == "quota":
+        at = _iso(d.reset_at)
+        return (
+            f'{{"error":"quota_exceeded","message":"Quota exceeded. It resets at {at}.","quota":'
+            f'{json.dumps(d.policy, ensure_ascii=False)},"limit":{js_number(d.limit)},"reset_at":"{at}",'
+            f'"retry_after":{s}}}'
+        )
     if d.reason == "store_error":
         return (
             '{"error":"rate_limiter_unavailable","message":"Rate limiting is temporarily unavailable. '
             f'Please try again later.","retry_after":{s}}}'
         )
     return f'{{"error":"rate_limit_exceeded","message":"Too many requests. Please try again later.","retry_after":{s}}}'
+
+
+def _iso(epoch_seconds: float) -> str:
+    """An instant as JavaScript's ``toISOString()`` writes it, without ``.000`` (``2026-02-01T00:00:00Z``)."""
+    t = datetime.fromtimestamp(0, timezone.utc) + timedelta(seconds=epoch_seconds)
+    text = t.strftime("%Y-%m-%dT%H:%M:%S")
+    return text + (f".{t.microsecond // 1000:03d}Z" if t.microsecond // 1000 else "Z")
 
 
 def more_restrictive(a: Decision, b: Decision) -> bool:

@@ -540,7 +540,12 @@ async def _groups_here(store: Any, rule: Rule) -> list[int]:
         return [sum(f.result().allowed for f in group) for group in futures]
 
 
+# The quota and penalty part (it imports from this module, so it comes after every definition above).
+from tests.stores.saas_conformance import *  # noqa: E402, F403
+from tests.stores.saas_conformance import __all__ as _saas_tests  # noqa: E402
+
 __all__ = [
+    *_saas_tests,
     "ALGORITHMS",
     "Inspected",
     "StoreHarness",

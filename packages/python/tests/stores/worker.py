@@ -15,6 +15,7 @@ from typing import Any
 
 from halt.core.algorithms import ALGORITHMS
 from halt.core.policy import Policy, compile_policy
+from tests.saas.support import concurrency_rule
 
 
 async def main() -> None:
@@ -33,7 +34,11 @@ async def main() -> None:
     print("ready", flush=True)
     for line in sys.stdin:
         job = json.loads(line)
-        rule = compile_policy(Policy(**job["policy"]))
+        # A quota or penalty job of tests/stores/saas_conformance.py, or a policy's.
+        if "kernel" in job:
+            rule = concurrency_rule(job["kernel"], job["name"], job["start"])
+        else:
+            rule = compile_policy(Policy(**job["policy"]))
         before = getattr(getattr(store, "counters", None), "conflicts", None)
         if sync:
             result = run_threads(store, rule, job)

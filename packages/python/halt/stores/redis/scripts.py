@@ -7,14 +7,15 @@ import hashlib
 from pathlib import Path
 
 _DIR = Path(__file__).resolve().parent.parent / "lua"
-ALGORITHMS = ("token_bucket", "gcra", "fixed_window", "sliding_window", "leaky_bucket")
+#: Every kernel with a script: the five algorithms, and the quota and penalty kernels of spec/saas.
+KERNELS = ("token_bucket", "gcra", "fixed_window", "sliding_window", "leaky_bucket", "quota", "penalty")
 
 
 def _load(name: str) -> str:
     return (_DIR / f"{name}.lua").read_text(encoding="utf-8")
 
 
-#: The script of each algorithm, byte for byte spec/redis/<algorithm>.lua.
-SCRIPTS: dict[str, str] = {name: _load(name) for name in ALGORITHMS}
+#: The script of each kernel, byte for byte spec/redis/<kernel>.lua.
+SCRIPTS: dict[str, str] = {name: _load(name) for name in KERNELS}
 #: SHA1 of each script (what EVALSHA takes).
 SHA1: dict[str, str] = {name: hashlib.sha1(text.encode("utf-8")).hexdigest() for name, text in SCRIPTS.items()}
