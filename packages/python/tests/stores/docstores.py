@@ -4,9 +4,12 @@ MongoDB when HALT_TEST_MONGODB_URL names one, moto's DynamoDB server; and client
 from __future__ import annotations
 
 import os
-from typing import Any, Optional
+import threading
+from typing import Any, Callable, Optional, TypeVar, Union
 
 import pytest
+
+T = TypeVar("T")
 
 FERRETDB_LABEL = "FerretDB v1.24.2 (SQLite)"
 
@@ -56,3 +59,23 @@ def dynamo_client(url: str, **config: Any) -> Any:
 #: What the MongoDB tests' own clients get: fail fast while the server is unreachable, rediscover it soon, and time
 #: out slowly under a load that FerretDB on SQLite answers slowly.
 MONGO_OPTIONS = {"serverSelectionTimeoutMS": 2000, "heartbeatFrequencyMS": 1000, "timeoutMS": 10_000, "maxPoolSize": 20}
+
+
+def at_once(calls: list[Callable[[], T]]) -> list[Union[T, BaseException]]:
+    """Run each call in a thread of its own, all released together; their results (or what they raised), in order."""
+    out: list[Union[T, BaseException]] = [RuntimeError("not run")] * len(calls)
+    start = threading.Barrier(len(calls))
+
+    def run(i: int) -> None:
+        start.wait()
+        try:
+            out[i] = calls[i]()
+        except BaseException as e:
+            out[i] = e
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return out
