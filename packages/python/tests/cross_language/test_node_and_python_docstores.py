@@ -20,7 +20,7 @@ import pytest
 from halt import Policy, RateLimiter
 from halt.stores.dynamodb import DynamoDBStore, create_dynamo_table
 from halt.stores.mongodb import AsyncMongoDBStore, MongoDBStore
-from tests.stores.docstores import MONGO_OPTIONS, dynamo_client, mongo_servers
+from tests.stores.docstores import MONGO_OPTIONS, SLOW_MS, dynamo_client, mongo_servers
 
 HERE = Path(__file__).resolve().parent
 DIST = HERE.parents[2] / "typescript" / "dist" / "index.js"
@@ -139,7 +139,12 @@ def test_one_limit_across_node_and_python_on_mongodb(algorithm: str, server: tup
     policy = _policy(algorithm)
     if form == "sync":
         store = MongoDBStore(
-            collection, connection_string=url, database="halt_test", prefix="x:", client_options=MONGO_OPTIONS
+            collection,
+            connection_string=url,
+            database="halt_test",
+            prefix="x:",
+            client_options=MONGO_OPTIONS,
+            timeout=SLOW_MS,
         )
         limiter = RateLimiter(policy=policy, store=store, on_store_error="closed")
         try:
@@ -156,7 +161,12 @@ def test_one_limit_across_node_and_python_on_mongodb(algorithm: str, server: tup
 
             async def run() -> int:
                 s = AsyncMongoDBStore(
-                    collection, connection_string=url, database="halt_test", prefix="x:", client_options=MONGO_OPTIONS
+                    collection,
+                    connection_string=url,
+                    database="halt_test",
+                    prefix="x:",
+                    client_options=MONGO_OPTIONS,
+                    timeout=SLOW_MS,
                 )
                 lim = RateLimiter(policy=policy, store=s, on_store_error="closed", timeout=10_000)
                 try:

@@ -4,7 +4,10 @@ MongoDB when HALT_TEST_MONGODB_URL names one, moto's DynamoDB server; and client
 from __future__ import annotations
 
 import os
+import signal
 import threading
+import time
+from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar, Union
 
 import pytest
@@ -12,6 +15,10 @@ import pytest
 T = TypeVar("T")
 
 FERRETDB_LABEL = "FerretDB v1.24.2 (SQLite)"
+#: What the MongoDB tests' own clients get: fail fast while the server is unreachable, rediscover it soon.
+MONGO_OPTIONS = {"serverSelectionTimeoutMS": 2000, "heartbeatFrequencyMS": 1000, "maxPoolSize": 20}
+#: A store timeout (ms) for tests under load, which FerretDB on SQLite and moto answer slowly.
+SLOW_MS = 10_000
 
 
 def mongo_servers() -> list[tuple[str, Optional[str], bool]]:
@@ -37,28 +44,20 @@ def dynamodb_url() -> str:
     return need(os.environ.get("HALT_TEST_DYNAMODB_URL"), "HALT_TEST_DYNAMODB_URL")
 
 
-def dynamo_client(url: str, **config: Any) -> Any:
-    """A boto3 client on moto (any credentials do), with the store's client settings unless ``config`` says
-    otherwise, and timeouts for an emulator that is slow under load."""
+def dynamo_client(url: str, timeout: float = SLOW_MS) -> Any:
+    """A boto3 client on moto (any credentials do) with the store's own client settings for ``timeout`` ms."""
     import boto3
-    from botocore.config import Config
 
     from halt.stores.dynamodb import client_config
 
-    settings = {"read_timeout": 10, "connect_timeout": 5, **config}
     return boto3.client(
         "dynamodb",
         endpoint_url=url,
         region_name="us-east-1",
         aws_access_key_id="halt",
         aws_secret_access_key="halt",
-        config=client_config().merge(Config(**settings)),
+        config=client_config(timeout),
     )
-
-
-#: What the MongoDB tests' own clients get: fail fast while the server is unreachable, rediscover it soon, and time
-#: out slowly under a load that FerretDB on SQLite answers slowly.
-MONGO_OPTIONS = {"serverSelectionTimeoutMS": 2000, "heartbeatFrequencyMS": 1000, "timeoutMS": 10_000, "maxPoolSize": 20}
 
 
 def at_once(calls: list[Callable[[], T]]) -> list[Union[T, BaseException]]:
@@ -79,3 +78,40 @@ def at_once(calls: list[Callable[[], T]]) -> list[Union[T, BaseException]]:
     for t in threads:
         t.join()
     return out
+
+
+SERVICES_DIR = Path(os.environ.get("HALT_SERVICES_DIR", Path(__file__).resolve().parents[4] / ".services"))
+_PID_FILES = {"mongodb": "mongodb/ferretdb.pid", "dynamodb": "dynamodb/dynamodb.pid"}
+
+
+def service_pid(service: str, services_dir: Optional[Path] = None) -> int:
+    """The pid of a server that scripts/services.sh started (FerretDB or moto)."""
+    return int((Path(services_dir or SERVICES_DIR) / _PID_FILES[service]).read_text().strip())
+
+
+def pause(pid: int, ms: float) -> None:
+    """Freeze a server process for ``ms`` (SIGSTOP, then SIGCONT): it accepts nothing and answers nothing meanwhile."""
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(ms / 1000)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+# Factories for the conformance suite's worker processes (tests/stores/worker.py): (store, close).
+
+
+def open_mongo(url: str, collection: str, prefix: str) -> tuple[Any, Callable[[], None]]:
+    from halt.stores.mongodb import MongoDBStore
+
+    store = MongoDBStore(
+        collection, connection_string=url, database="halt_test", prefix=prefix, client_options=MONGO_OPTIONS
+    )
+    return store, store.close
+
+
+def open_dynamo(url: str, table: str, prefix: str) -> tuple[Any, Callable[[], None]]:
+    from halt.stores.dynamodb import DynamoDBStore
+
+    client = dynamo_client(url)
+    return DynamoDBStore(table, client=client, prefix=prefix), client.close

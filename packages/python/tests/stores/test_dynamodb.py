@@ -129,10 +129,10 @@ def test_table_name_and_region_name_make_a_client_with_fail_fast_settings(monkey
     url = dynamodb_url()
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "halt")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "halt")
-    store = DynamoDBStore(table_name="halt_state", region_name="us-east-1", endpoint_url=url)
+    store = DynamoDBStore(table_name="halt_state", region_name="us-east-1", endpoint_url=url, timeout=2000)
     config = store.client.meta.config
-    assert (config.connect_timeout, config.read_timeout, config.max_pool_connections) == (0.5, 0.5, 50)
-    assert config.retries == {"total_max_attempts": 2, "mode": "standard"}
+    assert (config.connect_timeout, config.read_timeout, config.max_pool_connections) == (2, 2, 50)
+    assert config.retries == {"total_max_attempts": 1, "mode": "standard"}
     create_dynamo_table(store.client)  # the default table: halt_state
     rule = compile_policy(Policy(name="owned", limit=5, window=60))
     assert store.consume(rule.ns, "k", rule, T0, 1).remaining == 4
@@ -153,6 +153,7 @@ def test_options_are_checked(client: Any) -> None:
     assert code(client=client, table_name="a b c") == "HALT_INVALID_DYNAMODB_TABLE"
     assert code(client=client, prefix="}") == "HALT_INVALID_STORE_PREFIX"
     assert code(client=client, max_attempts=1.5) == "HALT_INVALID_CAS_ATTEMPTS"
+    assert code(client=client, timeout=float("nan")) == "HALT_INVALID_TIMEOUT"
     with pytest.raises(HaltConfigError) as e:
         create_dynamo_table(client, table_name="x")
     assert e.value.code == "HALT_INVALID_DYNAMODB_TABLE"

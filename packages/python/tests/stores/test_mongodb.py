@@ -198,7 +198,8 @@ def test_a_connection_string_and_database_make_an_owned_client_with_fail_fast_de
 ) -> None:
     store = MongoDBStore(connection_string=server[0], database="halt_test")
     assert store.collection.name == "halt_state" and store.collection.database.name == "halt_test"
-    assert store._owned is not None and store._owned.options.timeout == 0.5  # CLIENT_DEFAULTS' timeoutMS
+    assert store._owned is not None and store.timeout == 500
+    assert store._owned.options.server_selection_timeout == 2  # CLIENT_DEFAULTS
     store.close()
 
 
@@ -233,6 +234,7 @@ def test_options_are_checked(collection: Any) -> None:
     assert code(collection=collection, prefix="a{b") == "HALT_INVALID_STORE_PREFIX"
     assert code(collection=collection, max_attempts=0) == "HALT_INVALID_CAS_ATTEMPTS"
     assert code(collection=collection, expiry_grace_ms=-1) == "HALT_INVALID_EXPIRY_GRACE"
+    assert code(collection=collection, timeout=0) == "HALT_INVALID_TIMEOUT"
     with pytest.raises(HaltConfigError) as e:
         AsyncMongoDBStore(collection)  # a sync collection for the asyncio store
     assert e.value.code == "HALT_INVALID_MONGODB_COLLECTION" and "MongoDBStore(" in str(e.value)

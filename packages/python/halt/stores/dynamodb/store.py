@@ -21,16 +21,17 @@ Item = Mapping[str, Mapping[str, str]]
 _TABLE = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 
 
-def client_config() -> Any:
-    """The botocore settings of a client the store makes for itself: fail fast (a synchronous call cannot be
-    abandoned from outside, so these bound each check; the limiter's failure policy answers meanwhile), one retry
-    in the standard mode (throttling, a dropped connection), and a connection pool for 50 threads."""
+def client_config(timeout: float = 500) -> Any:
+    """The botocore settings of a client the store makes for itself: connecting and reading each bounded by
+    ``timeout`` ms, one attempt (a synchronous call cannot be abandoned from outside, so this is what bounds a check;
+    a retry would double the wait, and the limiter's failure policy answers an error at once), and connections
+    for 50 threads."""
     from botocore.config import Config
 
     return Config(
-        connect_timeout=0.5,
-        read_timeout=0.5,
-        retries={"total_max_attempts": 2, "mode": "standard"},
+        connect_timeout=timeout / 1000,
+        read_timeout=timeout / 1000,
+        retries={"total_max_attempts": 1, "mode": "standard"},
         max_pool_connections=50,
     )
 
@@ -61,8 +62,11 @@ def valid_table(table: object, who: str) -> str:
     return table
 
 
-def _client(client: Any, region_name: Optional[str], endpoint_url: Optional[str], config: Any, who: str) -> Any:
-    """The boto3 client given, or one made from the region (and endpoint) with ``client_config()``."""
+def _client(
+    client: Any, region_name: Optional[str], endpoint_url: Optional[str], config: Any, timeout: float, who: str
+) -> Any:
+    """The boto3 client given, or one made from the region (and endpoint) with ``client_config(timeout)``, and
+    ``config`` over it."""
     if client is not None:
         if region_name is not None or endpoint_url is not None:
             raise HaltConfigError(
@@ -78,7 +82,7 @@ def _client(client: Any, region_name: Optional[str], endpoint_url: Optional[str]
         return client
     import boto3
 
-    base = client_config()
+    base = client_config(timeout)
     return boto3.client(
         "dynamodb",
         region_name=region_name,
@@ -97,6 +101,11 @@ class DynamoDBStore(CasStore[str]):
 
     DynamoDB deletes expired items (TTL attribute ``ttl``) late, up to days: that frees space only. An expired item
     that is still there decides exactly as a missing one, and the insert condition overwrites it.
+
+    Give it a boto3 client, or ``region_name`` (and ``endpoint_url``) for the store to make one (credentials from
+    boto3's usual chain) with ``client_config(timeout)``: one attempt per request, connecting and reading each
+    bounded by ``timeout`` ms (default 500), ``client_config`` (a botocore ``Config``) over it. With a client of
+    your own, bound it likewise (``read_timeout``, ``connect_timeout``, ``retries``): nothing else can.
 
     Example::
 
@@ -121,12 +130,18 @@ class DynamoDBStore(CasStore[str]):
         prefix: str = "halt:",
         max_attempts: int = 100,
         expiry_grace_ms: int = 0,
+        timeout: float = 500,
     ) -> None:
         super().__init__("DynamoDBStore", max_attempts, expiry_grace_ms)
         self.table = valid_table(table_name, "DynamoDBStore")
         self.prefix = check_prefix(prefix, "DynamoDBStore")
         self._owned = client is None
-        self.client = _client(client, region_name, endpoint_url, client_config, "DynamoDBStore")
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout < float("inf"):
+            raise HaltConfigError(
+                "HALT_INVALID_TIMEOUT",
+                f"DynamoDBStore: timeout must be a positive number of milliseconds, got {timeout!r}. Fix: timeout=500.",
+            )
+        self.client = _client(client, region_name, endpoint_url, client_config, timeout, "DynamoDBStore")
 
     def close(self) -> None:
         """Close the client if the store made it."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import threading
 import weakref
@@ -29,9 +30,9 @@ from halt.stores.redis.keys import escape_key_part
 _PROJECTION = {"s": 1, "v": 1, "e": 1}
 _REGEX_SPECIAL = re.compile(r"[\\^$.*+?()\[\]{}|/-]")
 _INT32 = 2**31
-#: What a client the store makes for itself gets, unless ``client_options`` says otherwise: fail fast (the
-#: limiter's failure policy answers meanwhile) and notice a restarted server soon.
-CLIENT_DEFAULTS: Mapping[str, Any] = {"serverSelectionTimeoutMS": 2000, "heartbeatFrequencyMS": 1000, "timeoutMS": 500}
+#: What a client the store makes for itself gets, unless ``client_options`` says otherwise: notice a restarted
+#: server soon (the store's ``timeout`` bounds each operation, server selection included).
+CLIENT_DEFAULTS: Mapping[str, Any] = {"serverSelectionTimeoutMS": 2000, "heartbeatFrequencyMS": 1000}
 
 
 def bson_number(x: float) -> Union[int, float]:
@@ -74,8 +75,11 @@ class _MongoBase:
         prefix: str,
         create_indexes: bool,
         cleanup_interval: float,
+        timeout: float,
         asynchronous: bool,
     ) -> None:
+        import pymongo
+
         fix = (
             f"Fix: {name}(connection_string='mongodb://localhost:27017', database='app'), or "
             f"{name}(collection=client['app']['halt_state'])."
@@ -111,8 +115,6 @@ class _MongoBase:
                         "HALT_INVALID_MONGODB_COLLECTION",
                         f"{name}: connection_string must be a string, got {type(connection_string).__name__}. " + fix,
                     )
-                import pymongo
-
                 make = pymongo.AsyncMongoClient if asynchronous else pymongo.MongoClient
                 client = make(connection_string, **{**CLIENT_DEFAULTS, **(client_options or {})})
                 self._owned = client
@@ -135,7 +137,16 @@ class _MongoBase:
                 f"{name}: cleanup_interval must be milliseconds >= 0, got {cleanup_interval!r}. "
                 "Fix: omit it (0: the TTL index deletes expired documents).",
             )
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout < float("inf"):
+            raise HaltConfigError(
+                "HALT_INVALID_TIMEOUT",
+                f"{name}: timeout must be a positive number of milliseconds, got {timeout!r}. Fix: timeout=500.",
+            )
         self.collection = collection
+        self.timeout = float(timeout)
+        #: ``with self._bounded():`` bounds an operation by ``timeout`` (pymongo's client-side operation timeout,
+        #: which applies to a client given as well as to one the store made, and nests under an outer one).
+        self._bounded = functools.partial(pymongo.timeout, self.timeout / 1000)
         self.prefix = check_prefix(prefix, name)
         self._create_indexes = bool(create_indexes)
         self._prepared = False
@@ -181,9 +192,11 @@ class MongoDBStore(_MongoBase, CasStore[float]):
     an expired document that is still there decides as a missing one. The documents are those of the TypeScript
     ``MongoDBStore``: a Node and a Python service share one collection and one limit.
 
-    Give it a collection, or a connection string and a database (the store then owns that client: ``close()``
-    closes it; its defaults are ``CLIENT_DEFAULTS``, e.g. ``timeoutMS=500`` bounding every operation, since a
-    synchronous call cannot be abandoned from outside).
+    Give it a collection, or a client or a connection string with a database (``collection`` is then the name,
+    default ``halt_state``; a client made from ``connection_string`` is the store's: ``close()`` closes it).
+    ``timeout`` (ms, default 500) bounds each operation of a check, whatever the client (pymongo's
+    ``pymongo.timeout()``): a synchronous call cannot be abandoned from outside, so this is what keeps a check from
+    waiting on a server that is down; then the limiter's failure policy answers.
 
     Example::
 
@@ -211,6 +224,7 @@ class MongoDBStore(_MongoBase, CasStore[float]):
         cleanup_interval: float = 0,
         max_attempts: int = 100,
         expiry_grace_ms: int = 0,
+        timeout: float = 500,
     ) -> None:
         super().__init__("MongoDBStore", max_attempts, expiry_grace_ms)
         self._configure(
@@ -223,6 +237,7 @@ class MongoDBStore(_MongoBase, CasStore[float]):
             prefix,
             create_indexes,
             cleanup_interval,
+            timeout,
             asynchronous=False,
         )
         self._setup_lock = threading.Lock()
@@ -254,7 +269,8 @@ class MongoDBStore(_MongoBase, CasStore[float]):
     def _read(self, key: str, ns: str) -> Optional[Versioned[float]]:
         if not self._prepared:
             self._ready()
-        return _record(self.collection.find_one({"_id": key}, _PROJECTION))
+        with self._bounded():
+            return _record(self.collection.find_one({"_id": key}, _PROJECTION))
 
     def _write(self, key: str, ns: str, nxt: Next, prev: Optional[Versioned[float]]) -> Written[float]:
         from pymongo.errors import DuplicateKeyError
@@ -263,17 +279,19 @@ class MongoDBStore(_MongoBase, CasStore[float]):
             self._ready()  # a guessed write may come before any read
         version = new_version()
         update = self._fields(nxt, version)
-        if prev is not None:
-            r = self.collection.update_one({"_id": key, "v": bson_number(prev.version)}, update)
-            return Written.won(version) if r.matched_count == 1 else Written.lost()
-        try:
-            self.collection.update_one(self._insert_filter(key, nxt), update, upsert=True)
-        except DuplicateKeyError:
-            return Written.lost()
-        return Written.won(version)
+        with self._bounded():
+            if prev is not None:
+                r = self.collection.update_one({"_id": key, "v": bson_number(prev.version)}, update)
+                return Written.won(version) if r.matched_count == 1 else Written.lost()
+            try:
+                self.collection.update_one(self._insert_filter(key, nxt), update, upsert=True)
+            except DuplicateKeyError:
+                return Written.lost()
+            return Written.won(version)
 
     def _remove(self, key: str, ns: str) -> None:
-        self.collection.delete_one({"_id": key})
+        with self._bounded():
+            self.collection.delete_one({"_id": key})
 
     def _remove_all(self, ns: Optional[str]) -> None:
         self.collection.delete_many(self._matching(ns))
@@ -287,7 +305,8 @@ class MongoDBStore(_MongoBase, CasStore[float]):
                 return
             if self._create_indexes:
                 try:
-                    self.collection.create_index([("x", 1)], name="halt_ttl", expireAfterSeconds=0)
+                    with self._bounded():
+                        self.collection.create_index([("x", 1)], name="halt_ttl", expireAfterSeconds=0)
                     self.ttl_index = True
                 except OperationFailure as e:
                     if not _not_implemented(e):
@@ -304,8 +323,8 @@ class MongoDBStore(_MongoBase, CasStore[float]):
 
 class AsyncMongoDBStore(_MongoBase, AsyncCasStore[float]):
     """MongoDBStore for asyncio code, on pymongo's ``AsyncMongoClient``: every method is a coroutine, and the
-    limiter's ``acheck()`` awaits it under its ``timeout``. The same documents as ``MongoDBStore`` (and the
-    TypeScript store).
+    limiter's ``acheck()`` awaits it under its ``timeout`` (the store's own ``timeout``, default 5000 ms, is only a
+    backstop). The same documents as ``MongoDBStore`` (and the TypeScript store).
 
     Example::
 
@@ -331,6 +350,7 @@ class AsyncMongoDBStore(_MongoBase, AsyncCasStore[float]):
         cleanup_interval: float = 0,
         max_attempts: int = 100,
         expiry_grace_ms: int = 0,
+        timeout: float = 5000,
     ) -> None:
         super().__init__("AsyncMongoDBStore", max_attempts, expiry_grace_ms)
         self._configure(
@@ -343,6 +363,7 @@ class AsyncMongoDBStore(_MongoBase, AsyncCasStore[float]):
             prefix,
             create_indexes,
             cleanup_interval,
+            timeout,
             asynchronous=True,
         )
         self._setup: Optional[asyncio.Future[None]] = None
@@ -369,7 +390,8 @@ class AsyncMongoDBStore(_MongoBase, AsyncCasStore[float]):
     async def _read(self, key: str, ns: str) -> Optional[Versioned[float]]:
         if not self._prepared:
             await self._ready()
-        return _record(await self.collection.find_one({"_id": key}, _PROJECTION))
+        with self._bounded():
+            return _record(await self.collection.find_one({"_id": key}, _PROJECTION))
 
     async def _write(self, key: str, ns: str, nxt: Next, prev: Optional[Versioned[float]]) -> Written[float]:
         from pymongo.errors import DuplicateKeyError
@@ -378,17 +400,19 @@ class AsyncMongoDBStore(_MongoBase, AsyncCasStore[float]):
             await self._ready()
         version = new_version()
         update = self._fields(nxt, version)
-        if prev is not None:
-            r = await self.collection.update_one({"_id": key, "v": bson_number(prev.version)}, update)
-            return Written.won(version) if r.matched_count == 1 else Written.lost()
-        try:
-            await self.collection.update_one(self._insert_filter(key, nxt), update, upsert=True)
-        except DuplicateKeyError:
-            return Written.lost()
-        return Written.won(version)
+        with self._bounded():
+            if prev is not None:
+                r = await self.collection.update_one({"_id": key, "v": bson_number(prev.version)}, update)
+                return Written.won(version) if r.matched_count == 1 else Written.lost()
+            try:
+                await self.collection.update_one(self._insert_filter(key, nxt), update, upsert=True)
+            except DuplicateKeyError:
+                return Written.lost()
+            return Written.won(version)
 
     async def _remove(self, key: str, ns: str) -> None:
-        await self.collection.delete_one({"_id": key})
+        with self._bounded():
+            await self.collection.delete_one({"_id": key})
 
     async def _remove_all(self, ns: Optional[str]) -> None:
         await self.collection.delete_many(self._matching(ns))
@@ -412,7 +436,8 @@ class AsyncMongoDBStore(_MongoBase, AsyncCasStore[float]):
         every = self._cleanup_every
         if self._create_indexes:
             try:
-                await self.collection.create_index([("x", 1)], name="halt_ttl", expireAfterSeconds=0)
+                with self._bounded():
+                    await self.collection.create_index([("x", 1)], name="halt_ttl", expireAfterSeconds=0)
                 self.ttl_index = True
             except OperationFailure as e:
                 if not _not_implemented(e):
