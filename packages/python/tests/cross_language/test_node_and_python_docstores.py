@@ -185,7 +185,7 @@ def test_one_limit_across_node_and_python_on_mongodb(algorithm: str, server: tup
                     blocked_by.append((await lim.astats()).blocked)
                     return admitted[0]
                 finally:
-                    await s.close()
+                    await s.aclose()
 
             return asyncio.run(run())
 

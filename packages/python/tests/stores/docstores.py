@@ -96,22 +96,3 @@ def pause(pid: int, ms: float) -> None:
         time.sleep(ms / 1000)
     finally:
         os.kill(pid, signal.SIGCONT)
-
-
-# Factories for the conformance suite's worker processes (tests/stores/worker.py): (store, close).
-
-
-def open_mongo(url: str, collection: str, prefix: str) -> tuple[Any, Callable[[], None]]:
-    from halt.stores.mongodb import MongoDBStore
-
-    store = MongoDBStore(
-        collection, connection_string=url, database="halt_test", prefix=prefix, client_options=MONGO_OPTIONS
-    )
-    return store, store.close
-
-
-def open_dynamo(url: str, table: str, prefix: str) -> tuple[Any, Callable[[], None]]:
-    from halt.stores.dynamodb import DynamoDBStore
-
-    client = dynamo_client(url)
-    return DynamoDBStore(table, client=client, prefix=prefix), client.close

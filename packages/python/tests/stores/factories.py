@@ -34,3 +34,37 @@ def open_memcached(url: str, prefix: str, form: str = "sync", timeout: str = "20
 
     aclient = aiomcache.Client(host, int(port), pool_size=16)
     return AsyncMemcachedStore(client=aclient, prefix=prefix), aclient.close
+
+
+def open_mongodb(url: str, collection: str, prefix: str, form: str = "sync") -> tuple[Any, Callable[[], Any]]:
+    """A MongoDBStore (``form`` sync) or AsyncMongoDBStore on ``halt_test.<collection>``, with a client of its own
+    and a timeout for a loaded FerretDB."""
+    from tests.stores.docstores import MONGO_OPTIONS, SLOW_MS
+
+    if form == "sync":
+        from halt.stores.mongodb import MongoDBStore
+
+        store: Any = MongoDBStore(
+            collection,
+            connection_string=url,
+            database="halt_test",
+            prefix=prefix,
+            client_options=MONGO_OPTIONS,
+            timeout=SLOW_MS,
+        )
+        return store, store.close
+    from halt.stores.mongodb import AsyncMongoDBStore
+
+    astore = AsyncMongoDBStore(
+        collection, connection_string=url, database="halt_test", prefix=prefix, client_options=MONGO_OPTIONS
+    )
+    return astore, astore.aclose
+
+
+def open_dynamodb(url: str, table: str, prefix: str) -> tuple[Any, Callable[[], Any]]:
+    """A DynamoDBStore on moto's ``table``, with a client of its own."""
+    from halt.stores.dynamodb import DynamoDBStore
+    from tests.stores.docstores import dynamo_client
+
+    client = dynamo_client(url)
+    return DynamoDBStore(table, client=client, prefix=prefix), client.close

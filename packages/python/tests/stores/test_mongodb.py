@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -122,7 +123,12 @@ def test_node_writes_the_same_document_field_for_field_and_type_for_type(
     assert types(by_python) == types(by_node)
 
 
+def _cleaners() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "halt-mongodb-cleanup")
+
+
 def test_ttl_index_on_mongodb_and_the_cleanup_fallback_on_ferretdb(collection: Any, server: tuple[str, bool]) -> None:
+    before = _cleaners()
     store = MongoDBStore(collection)
     rule = compile_policy(Policy(name="ttl", limit=1, window=60))
     store.consume(rule.ns, "k", rule, int(time.time() * 1000), 1)
@@ -130,10 +136,15 @@ def test_ttl_index_on_mongodb_and_the_cleanup_fallback_on_ferretdb(collection: A
     if server[1]:
         index = collection.index_information()["halt_ttl"]
         assert index["key"] == [("x", 1)] and index["expireAfterSeconds"] == 0
+        assert _cleaners() == before
     else:
-        assert store._timer is not None  # deletes expired documents itself every 60 s
+        assert _cleaners() == before + 1  # a thread deletes expired documents every 60 s
     store.close()
-    assert store._timer is None
+    for _ in range(100):
+        if _cleaners() == before:
+            break
+        time.sleep(0.01)
+    assert _cleaners() == before
 
 
 def test_cleanup_expired_deletes_only_what_expired(collection: Any) -> None:
@@ -175,7 +186,7 @@ async def test_async_store_the_same_documents_and_e11000_retries(acollection: An
     assert set(doc) == {"_id", "s", "v", "e", "x"} and [type(x) for x in doc["s"]] == [int, int, float]
     assert stores[0].ttl_index is server[1]
     for s in stores:
-        await s.close()
+        await s.aclose()
 
 
 async def test_async_store_cleans_up_from_a_task_when_asked(acollection: Any) -> None:
@@ -189,8 +200,10 @@ async def test_async_store_cleans_up_from_a_task_when_asked(acollection: Any) ->
         await asyncio.sleep(0.02)
     assert await store.size(rule.ns) == 1
     assert await acollection.find_one({"_id": store.key(rule.ns, "short")}) is None
-    await store.close()
-    assert store._task is None
+    await store.aclose()
+    await store.collection.insert_one({"_id": store.key(rule.ns, "gone"), "e": T0})
+    await asyncio.sleep(0.1)
+    assert await acollection.find_one({"_id": store.key(rule.ns, "gone")}) is not None  # no cleanup after aclose()
 
 
 def test_a_connection_string_and_database_make_an_owned_client_with_fail_fast_defaults(

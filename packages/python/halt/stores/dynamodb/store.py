@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, Optional
 
 from halt.core.errors import HaltConfigError
-from halt.stores.cas import CasStore, Next, Versioned, Written, bounded_key, check_prefix, new_version
+from halt.stores.cas import CasStore, Next, Versioned, Written, bounded_key, check_prefix, check_timeout, new_version
 from halt.stores.redis.keys import escape_key_part
 from halt.stores.redis.store import num_arg
 
@@ -136,11 +136,7 @@ class DynamoDBStore(CasStore[str]):
         self.table = valid_table(table_name, "DynamoDBStore")
         self.prefix = check_prefix(prefix, "DynamoDBStore")
         self._owned = client is None
-        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout < float("inf"):
-            raise HaltConfigError(
-                "HALT_INVALID_TIMEOUT",
-                f"DynamoDBStore: timeout must be a positive number of milliseconds, got {timeout!r}. Fix: timeout=500.",
-            )
+        timeout = check_timeout("DynamoDBStore", timeout)
         self.client = _client(client, region_name, endpoint_url, client_config, timeout, "DynamoDBStore")
 
     def close(self) -> None:

@@ -5,11 +5,9 @@ Node and a Python service share one collection."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import re
 import threading
-import weakref
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, Optional, Union
@@ -22,8 +20,12 @@ from halt.stores.cas import (
     Versioned,
     Written,
     bounded_key,
+    check_cleanup_interval,
     check_prefix,
+    check_timeout,
     new_version,
+    start_cleanup_task,
+    start_cleanup_thread,
 )
 from halt.stores.redis.keys import escape_key_part
 
@@ -126,24 +128,11 @@ class _MongoBase:
                 f"{name} takes a {'pymongo.AsyncMongoClient' if asynchronous else 'pymongo.MongoClient'} collection, "
                 f"got {type(collection).__module__}.{type(collection).__name__}. Fix: {other}(...).",
             )
-        if (
-            not isinstance(cleanup_interval, (int, float))
-            or isinstance(cleanup_interval, bool)
-            or not cleanup_interval >= 0
-            or cleanup_interval == float("inf")
-        ):
-            raise HaltConfigError(
-                "HALT_INVALID_CLEANUP_INTERVAL",
-                f"{name}: cleanup_interval must be milliseconds >= 0, got {cleanup_interval!r}. "
-                "Fix: omit it (0: the TTL index deletes expired documents).",
-            )
-        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout < float("inf"):
-            raise HaltConfigError(
-                "HALT_INVALID_TIMEOUT",
-                f"{name}: timeout must be a positive number of milliseconds, got {timeout!r}. Fix: timeout=500.",
-            )
+        self._cleanup_every = check_cleanup_interval(
+            name, cleanup_interval, "omit it (0: the TTL index deletes expired documents)"
+        )
         self.collection = collection
-        self.timeout = float(timeout)
+        self.timeout = check_timeout(name, timeout)
         #: ``with self._bounded():`` bounds an operation by ``timeout`` (pymongo's client-side operation timeout,
         #: which applies to a client given as well as to one the store made, and nests under an outer one).
         self._bounded = functools.partial(pymongo.timeout, self.timeout / 1000)
@@ -151,7 +140,6 @@ class _MongoBase:
         self._create_indexes = bool(create_indexes)
         self._prepared = False
         self.ttl_index = None
-        self._cleanup_every = float(cleanup_interval)
 
     def key(self, ns: str, id: str) -> str:
         """The document ``_id`` of ``id`` under ``ns`` (spec/KEYS.md; hashed beyond 1024 bytes)."""
@@ -241,15 +229,15 @@ class MongoDBStore(_MongoBase, CasStore[float]):
             asynchronous=False,
         )
         self._setup_lock = threading.Lock()
-        self._timer: Optional[_Cleaner] = None
+        self._stop: Optional[threading.Event] = None
         if self._cleanup_every > 0:
             self._start_cleanup(self._cleanup_every)
 
     def close(self) -> None:
         """Stop the cleanup thread, if any, and close the client if the store made it."""
-        if self._timer is not None:
-            self._timer.stop()
-            self._timer = None
+        if self._stop is not None:
+            self._stop.set()
+            self._stop = None
         if self._owned is not None:
             self._owned.close()
 
@@ -317,8 +305,9 @@ class MongoDBStore(_MongoBase, CasStore[float]):
             self._prepared = True
 
     def _start_cleanup(self, every_ms: float) -> None:
-        if self._timer is None:
-            self._timer = _Cleaner(self, every_ms)
+        if self._stop is None:
+            self._stop = threading.Event()
+            start_cleanup_thread(self, every_ms / 1000, self._stop, "halt-mongodb-cleanup")
 
 
 class AsyncMongoDBStore(_MongoBase, AsyncCasStore[float]):
@@ -369,7 +358,7 @@ class AsyncMongoDBStore(_MongoBase, AsyncCasStore[float]):
         self._setup: Optional[asyncio.Future[None]] = None
         self._task: Optional[asyncio.Task[None]] = None
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Stop the cleanup task, if any, and close the client if the store made it."""
         if self._task is not None:
             self._task.cancel()
@@ -447,45 +436,8 @@ class AsyncMongoDBStore(_MongoBase, AsyncCasStore[float]):
                 every = every or 60_000
         if every > 0 and self._task is None:
             # A task of the event loop of the first check (a timer needs a running loop).
-            self._task = asyncio.ensure_future(_clean_periodically(weakref.ref(self), every))
+            self._task = start_cleanup_task(self, every / 1000)
         self._prepared = True
-
-
-async def _clean_periodically(ref: weakref.ref[AsyncMongoDBStore], every_ms: float) -> None:
-    """Delete expired documents every ``every_ms`` while the store lives; a failure is the failure policy's
-    business (the next check reports it), so it is ignored here."""
-    while True:
-        await asyncio.sleep(every_ms / 1000)
-        store = ref()
-        if store is None:
-            return
-        with contextlib.suppress(Exception):
-            await store.cleanup_expired()
-        del store
-
-
-class _Cleaner:
-    """A daemon thread deleting a sync store's expired documents every ``every_ms``; it holds the store weakly,
-    so an unused store is still collected."""
-
-    def __init__(self, store: MongoDBStore, every_ms: float) -> None:
-        self._stop = threading.Event()
-        ref = weakref.ref(store)
-        stop = self._stop
-
-        def run() -> None:
-            while not stop.wait(every_ms / 1000):
-                s = ref()
-                if s is None:
-                    return
-                with contextlib.suppress(Exception):  # a server that is down is the failure policy's business
-                    s.cleanup_expired()
-                del s
-
-        threading.Thread(target=run, name="halt-mongodb-cleanup", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stop.set()
 
 
 def _is_async_collection(collection: Any) -> bool:
