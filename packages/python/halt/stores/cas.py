@@ -447,23 +447,32 @@ class CasStore(_CasCore[V]):
         return check.outcome
 
     def _lead(self, key: str, ns: str, group: List[_Check]) -> None:
-        """Run a group, answer its waiting threads, and hand the key's next group (if any) to its first thread."""
+        """Run a group, answer its waiting threads, and hand the key's next group (if any) to its first thread.
+        A group that fails answers the checks queued behind it with its error too: they came while the server was
+        failing, and a thread cannot be abandoned from outside, so a second attempt would make them wait for two
+        store timeouts instead of one (the limiter's failure policy answers them at once)."""
+        failed: Optional[BaseException] = None
         try:
             outcomes = self._drive(self._update(key, ns, group))
             for c, o in zip(group, outcomes):
                 c.outcome = o
         except Exception as error:
+            failed = error
             for c in group:
                 c.error = error
         finally:
             with self._mutex:
                 queue = self._queues[key]
-                if queue:
+                if queue and failed is None:
                     nxt: Optional[List[_Check]] = queue[:MAX_GROUP]
                     del queue[:MAX_GROUP]
                 else:
                     nxt = None
                     del self._queues[key]
+            if failed is not None:
+                for c in queue:
+                    c.error = failed
+                group = group + queue
             # group[0] is this thread's check; the others' threads wait for their answer.
             for c in group[1:]:
                 assert c.event is not None

@@ -13,6 +13,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Optional, Union
 
 from halt.core.errors import HaltConfigError
+from halt.core.policy import Rule
+from halt.core.types import Outcome
 from halt.stores.cas import (
     AsyncCasStore,
     CasStore,
@@ -240,6 +242,16 @@ class MongoDBStore(_MongoBase, CasStore[float]):
             self._stop = None
         if self._owned is not None:
             self._owned.close()
+
+    def consume(self, ns: str, id: str, rule: Rule, now: float, cost: float) -> Outcome:
+        # One deadline for the whole check (a wait for the key's group ahead included; the read and the writes share
+        # what is left), not ``timeout`` per operation.
+        with self._bounded():
+            return super().consume(ns, id, rule, now, cost)
+
+    def peek(self, ns: str, id: str, rule: Rule, now: float) -> Outcome:
+        with self._bounded():
+            return super().peek(ns, id, rule, now)
 
     def cleanup_expired(self, now: Optional[float] = None) -> int:
         """Delete the documents whose state expired at ``now`` (default: the latest time this store has seen,
