@@ -35,7 +35,7 @@ _PROJECTION = {"s": 1, "v": 1, "e": 1}
 _REGEX_SPECIAL = re.compile(r"[\\^$.*+?()\[\]{}|/-]")
 _INT32 = 2**31
 #: What a client the store makes for itself gets, unless ``client_options`` says otherwise: notice a restarted
-#: server soon (the store's ``timeout`` bounds each operation, server selection included).
+#: server soon (the store's ``timeout`` bounds each check, server selection included).
 CLIENT_DEFAULTS: Mapping[str, Any] = {"serverSelectionTimeoutMS": 2000, "heartbeatFrequencyMS": 1000}
 
 
@@ -184,9 +184,9 @@ class MongoDBStore(_MongoBase, CasStore[float]):
 
     Give it a collection, or a client or a connection string with a database (``collection`` is then the name,
     default ``halt_state``; a client made from ``connection_string`` is the store's: ``close()`` closes it).
-    ``timeout`` (ms, default 500) bounds each operation of a check, whatever the client (pymongo's
-    ``pymongo.timeout()``): a synchronous call cannot be abandoned from outside, so this is what keeps a check from
-    waiting on a server that is down; then the limiter's failure policy answers.
+    ``timeout`` (ms, default 500) bounds each check, whatever the client: one ``pymongo.timeout()`` deadline for
+    its operations. A synchronous call cannot be abandoned from outside, so this is what keeps a check from waiting
+    on a server that is down; then the limiter's failure policy answers.
 
     Example::
 
