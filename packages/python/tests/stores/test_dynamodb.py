@@ -4,6 +4,7 @@ conflict that hands back the item, options. The conformance suite runs in test_d
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 import uuid
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from halt import HaltConfigError, Policy
+from halt import HaltConfigError, Policy, RateLimiter
 from halt.core.policy import compile_policy
 from halt.stores.dynamodb import DynamoDBStore, create_dynamo_table
 from tests.stores.docstores import at_once, dynamo_client, dynamodb_url
@@ -157,3 +158,32 @@ def test_options_are_checked(client: Any) -> None:
     with pytest.raises(HaltConfigError) as e:
         create_dynamo_table(client, table_name="x")
     assert e.value.code == "HALT_INVALID_DYNAMODB_TABLE"
+
+
+async def test_an_asyncio_app_checks_through_acheck_without_blocking_the_event_loop(client: Any, table: str) -> None:
+    """boto3 is synchronous: acheck() runs the store in the loop's executor. 60 concurrent checks of one key and one
+    each of 60 others, limit 30: exactly 30 admitted on the hot key, and a ticker task keeps running meanwhile (on a
+    blocked loop it could not tick until the checks were over)."""
+    limiter = RateLimiter(store=DynamoDBStore(table, client=client), policy=Policy(name="aio", limit=30, window=3600))
+    ticks: list[float] = []
+    done = asyncio.Event()
+
+    async def ticker() -> None:
+        while not done.is_set():
+            await asyncio.sleep(0.002)
+            ticks.append(time.perf_counter())
+
+    tick = asyncio.ensure_future(ticker())
+    await asyncio.sleep(0.01)
+    t0 = time.perf_counter()
+    hot = asyncio.gather(*(limiter.acheck("hot") for _ in range(60)))
+    others = asyncio.gather(*(limiter.acheck(f"k{i}") for i in range(60)))
+    decisions, spread = await asyncio.gather(hot, others)
+    t1 = time.perf_counter()
+    done.set()
+    await tick
+    assert sum(d.allowed for d in decisions) == 30 and all(d.allowed for d in spread)
+    assert limiter.stats().blocked == 30  # no store errors
+    during = sum(1 for t in ticks if t0 < t < t1)
+    print(f"{t1 - t0:.3f} s of checks, {during} ticks meanwhile")
+    assert during >= 5
