@@ -122,6 +122,7 @@ def test_one_limit_across_node_and_python_on_dynamodb(algorithm: str) -> None:
         node, python = _hammer(["dynamodb", url, table, "x:"], algorithm, _threads(limiter))
         assert node + python == LIMIT, (node, python)
         assert limiter.stats().blocked == CHECKS_EACH - python  # no store errors: every check answered by moto
+        assert limiter.peek("hot").remaining == 0  # the state either side wrote last, read by Python
     finally:
         client.delete_table(TableName=table)
 
@@ -150,6 +151,7 @@ def test_one_limit_across_node_and_python_on_mongodb(algorithm: str, server: tup
         try:
             node, python = _hammer(["mongodb", url, collection, "x:"], algorithm, _threads(limiter))
             blocked = limiter.stats().blocked
+            assert limiter.peek("hot").remaining == 0  # the state either side wrote last, read by Python
         finally:
             store.collection.drop()
             store.close()
