@@ -36,10 +36,13 @@ def open_memcached(url: str, prefix: str, form: str = "sync", timeout: str = "20
     return AsyncMemcachedStore(client=aclient, prefix=prefix), aclient.close
 
 
-def open_mongodb(url: str, collection: str, prefix: str, form: str = "sync") -> tuple[Any, Callable[[], Any]]:
-    """A MongoDBStore (``form`` sync) or AsyncMongoDBStore on ``halt_test.<collection>``, with a client of its own
-    and a timeout for a loaded FerretDB."""
-    from tests.stores.docstores import MONGO_OPTIONS, SLOW_MS
+def open_mongodb(
+    url: str, collection: str, prefix: str, form: str = "sync", timeout: str = "10000"
+) -> tuple[Any, Callable[[], Any]]:
+    """A MongoDBStore (``form`` sync) or AsyncMongoDBStore on ``halt_test.<collection>``, with a client of its own.
+    ``timeout`` (ms) is the sync store's bound on a check (the default suits a loaded FerretDB); an asyncio store is
+    bounded by the limiter."""
+    from tests.stores.docstores import MONGO_OPTIONS
 
     if form == "sync":
         from halt.stores.mongodb import MongoDBStore
@@ -50,7 +53,7 @@ def open_mongodb(url: str, collection: str, prefix: str, form: str = "sync") -> 
             database="halt_test",
             prefix=prefix,
             client_options=MONGO_OPTIONS,
-            timeout=SLOW_MS,
+            timeout=float(timeout),
         )
         return store, store.close
     from halt.stores.mongodb import AsyncMongoDBStore
@@ -61,10 +64,15 @@ def open_mongodb(url: str, collection: str, prefix: str, form: str = "sync") -> 
     return astore, astore.aclose
 
 
-def open_dynamodb(url: str, table: str, prefix: str) -> tuple[Any, Callable[[], Any]]:
-    """A DynamoDBStore on moto's ``table``, with a client of its own."""
-    from halt.stores.dynamodb import DynamoDBStore
+def open_dynamodb(
+    url: str, table: str, prefix: str, timeout: str = "10000", create: bool = False
+) -> tuple[Any, Callable[[], Any]]:
+    """A DynamoDBStore on moto's ``table`` (made first with ``create``), with a client of its own whose connect and
+    read timeouts are ``timeout`` ms."""
+    from halt.stores.dynamodb import DynamoDBStore, create_dynamo_table
     from tests.stores.docstores import dynamo_client
 
-    client = dynamo_client(url)
+    client = dynamo_client(url, float(timeout))
+    if create:
+        create_dynamo_table(dynamo_client(url), table_name=table)
     return DynamoDBStore(table, client=client, prefix=prefix), client.close

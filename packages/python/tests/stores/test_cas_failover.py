@@ -26,7 +26,8 @@ import pytest
 
 from halt import Decision, RateLimiter, Telemetry
 from halt.core.telemetry import DecisionEvent, StoreErrorEvent
-from tests.stores.docstores import MONGO_OPTIONS, dynamo_client, service_pid
+from tests.stores.docstores import service_pid
+from tests.stores.factories import open_dynamodb, open_mongodb
 
 ROOT = Path(__file__).resolve().parents[4]
 SERVICES = ROOT / "scripts" / "services.sh"
@@ -53,54 +54,36 @@ class Case:
     #: Concurrent request loops per on_store_error mode.
     loops: int
     form: str
-    #: (url, lane, timeout ms) -> (store, close); for an asyncio form a coroutine function, run in the lane's loop.
+    #: (url, lane, timeout ms) -> (store, close); for an asyncio form called in the lanes' event loop.
     open: Callable[[str, str, float], Any]
     #: The shared server's variable: the case runs where one is provisioned (npm test starts them; CI must).
     env: str = ""
 
 
-def _open_mongo(url: str, lane: str, timeout: float) -> Any:
-    from halt.stores.mongodb import MongoDBStore
-
-    store = MongoDBStore(
-        f"fault_{lane}", connection_string=url, database="halt_test", client_options=MONGO_OPTIONS, timeout=timeout
-    )
-    return store, store.close
-
-
-async def _open_async_mongo(url: str, lane: str, timeout: float) -> Any:
-    from halt.stores.mongodb import AsyncMongoDBStore
-
-    store = AsyncMongoDBStore(
-        f"fault_{lane}", connection_string=url, database="halt_test", client_options=MONGO_OPTIONS
-    )
-    return store, store.aclose
-
-
-def _open_dynamo(url: str, lane: str, timeout: float) -> Any:
-    from halt.stores.dynamodb import DynamoDBStore, create_dynamo_table
-
-    client = dynamo_client(url, timeout)
-    create_dynamo_table(dynamo_client(url), table_name=f"fault_{lane}")
-    return DynamoDBStore(f"fault_{lane}", client=client), client.close
-
-
 CASES = [
     # FerretDB on SQLite serialises writes: with 3 modes x 10 loops a healthy server misses 500 ms now and then.
-    Case("FerretDB, MongoDBStore", "mongodb", "HALT_TEST_FERRETDB_URL", "kill", 1000, 4, "sync", _open_mongo),
     Case(
-        "FerretDB, AsyncMongoDBStore",
+        f"FerretDB, {'MongoDBStore' if form == 'sync' else 'AsyncMongoDBStore'}",
         "mongodb",
         "HALT_TEST_FERRETDB_URL",
         "kill",
         1000,
         4,
-        "asyncio",
-        _open_async_mongo,
-    ),
+        form,
+        lambda url, lane, ms, form=form: open_mongodb(url, f"fault_{lane}", "halt:", form, str(ms)),
+    )
+    for form in ("sync", "asyncio")
+] + [
     # moto answers 30 concurrent loops in a few ms each, queued: 500 ms, as in TypeScript.
     Case(
-        "DynamoDB (moto), DynamoDBStore", "dynamodb", "HALT_TEST_DYNAMODB_URL", "stall", 500, 10, "sync", _open_dynamo
+        "DynamoDB (moto), DynamoDBStore",
+        "dynamodb",
+        "HALT_TEST_DYNAMODB_URL",
+        "stall",
+        500,
+        10,
+        "sync",
+        lambda url, lane, ms: open_dynamodb(url, f"fault_{lane}", "halt:", str(ms), create=True),
     ),
 ]
 for _c in CASES:
@@ -253,7 +236,7 @@ class Runner:
     def _async_main(self, ready: threading.Event) -> None:
         async def lanes() -> None:
             for mode in MODES:
-                store, close = await self.case.open(self.url, mode, self.case.timeout)
+                store, close = self.case.open(self.url, mode, self.case.timeout)  # in this loop: its client is of it
                 recorder = Recorder()
                 lane = Lane(mode, self._limiter(store, mode, recorder), recorder, close)
                 await lane.limiter.acheck("warm-up")
