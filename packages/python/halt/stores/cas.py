@@ -12,6 +12,7 @@ import math
 import random
 import threading
 import time
+import weakref
 from collections import OrderedDict
 from enum import Enum
 from typing import Any, Callable, Generator, Generic, List, Optional, Tuple, TypeVar, Union
@@ -446,23 +447,32 @@ class CasStore(_CasCore[V]):
         return check.outcome
 
     def _lead(self, key: str, ns: str, group: List[_Check]) -> None:
-        """Run a group, answer its waiting threads, and hand the key's next group (if any) to its first thread."""
+        """Run a group, answer its waiting threads, and hand the key's next group (if any) to its first thread.
+        A group that fails answers the checks queued behind it with its error too: they came while the server was
+        failing, and a thread cannot be abandoned from outside, so a second attempt would make them wait for two
+        store timeouts instead of one (the limiter's failure policy answers them at once)."""
+        failed: Optional[BaseException] = None
         try:
             outcomes = self._drive(self._update(key, ns, group))
             for c, o in zip(group, outcomes):
                 c.outcome = o
         except Exception as error:
+            failed = error
             for c in group:
                 c.error = error
         finally:
             with self._mutex:
                 queue = self._queues[key]
-                if queue:
+                if queue and failed is None:
                     nxt: Optional[List[_Check]] = queue[:MAX_GROUP]
                     del queue[:MAX_GROUP]
                 else:
                     nxt = None
                     del self._queues[key]
+            if failed is not None:
+                for c in queue:
+                    c.error = failed
+                group = group + queue
             # group[0] is this thread's check; the others' threads wait for their answer.
             for c in group[1:]:
                 assert c.event is not None
@@ -620,6 +630,65 @@ class AsyncCasStore(_CasCore[V]):
         await self._remove_all(ns)
 
 
+# ---- what the stores on this loop share besides it ----------------------------------------------------------------
+
+
+def check_timeout(store_name: str, timeout: object) -> float:
+    """A store's own ``timeout`` (ms), checked: what bounds each call of a synchronous store (nothing outside can
+    abandon a blocking call)."""
+    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout < math.inf:
+        raise HaltConfigError(
+            "HALT_INVALID_TIMEOUT",
+            f"{store_name}: timeout must be a positive number of milliseconds, got {timeout!r}. Fix: timeout=500.",
+        )
+    return float(timeout)
+
+
+def check_cleanup_interval(store_name: str, interval: object, fix: str) -> float:
+    """A ``cleanup_interval`` (ms between deletions of expired keys by this process; 0: none), checked."""
+    if not isinstance(interval, (int, float)) or isinstance(interval, bool) or not 0 <= interval < math.inf:
+        raise HaltConfigError(
+            "HALT_INVALID_CLEANUP_INTERVAL",
+            f"{store_name}: cleanup_interval must be milliseconds >= 0, got {interval!r}. Fix: {fix}.",
+        )
+    return float(interval)
+
+
+def start_cleanup_thread(store: Any, every_s: float, stop: threading.Event, name: str) -> None:
+    """A daemon thread calling ``store.cleanup_expired()`` every ``every_s`` until ``stop`` is set. It holds the
+    store weakly, so an unused store is still collected (and the thread ends)."""
+    ref = weakref.ref(store)
+
+    def run() -> None:
+        while not stop.wait(every_s):
+            s = ref()
+            if s is None:
+                return
+            with contextlib.suppress(Exception):  # a server that is down is the failure policy's business
+                s.cleanup_expired()
+            del s
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+
+
+def start_cleanup_task(store: Any, every_s: float) -> asyncio.Task[None]:
+    """``start_cleanup_thread()`` for an asyncio store: a task of the running loop awaiting
+    ``store.cleanup_expired()`` every ``every_s``, holding the store weakly; cancel it to stop."""
+    ref = weakref.ref(store)
+
+    async def run() -> None:
+        while True:
+            await asyncio.sleep(every_s)
+            s = ref()
+            if s is None:
+                return
+            with contextlib.suppress(Exception):  # a server that is down is the failure policy's business
+                await s.cleanup_expired()
+            del s
+
+    return asyncio.ensure_future(run())
+
+
 __all__ = [
     "GUESSES",
     "MAX_GROUP",
@@ -633,9 +702,13 @@ __all__ = [
     "Versioned",
     "Written",
     "bounded_key",
+    "check_cleanup_interval",
     "check_prefix",
+    "check_timeout",
     "has_space_or_control",
     "key_digest",
     "new_version",
+    "start_cleanup_task",
+    "start_cleanup_thread",
     "utf8",
 ]

@@ -5,11 +5,9 @@ are the TypeScript store's (packages/typescript/src/stores/postgres), so Node an
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import threading
-import weakref
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from halt.core.errors import HaltConfigError
 from halt.stores.cas import (
@@ -20,8 +18,12 @@ from halt.stores.cas import (
     Versioned,
     Written,
     bounded_key,
+    check_cleanup_interval,
     check_prefix,
+    check_timeout,
     new_version,
+    start_cleanup_task,
+    start_cleanup_thread,
 )
 from halt.stores.redis.keys import escape_key_part
 
@@ -169,20 +171,12 @@ class _Postgres:
                 f"got {type(pool).__name__}.",
             )
         quote_table(table)
-        if (
-            not isinstance(cleanup_interval, (int, float))
-            or isinstance(cleanup_interval, bool)
-            or not 0 <= cleanup_interval < float("inf")
-        ):
-            raise HaltConfigError(
-                "HALT_INVALID_CLEANUP_INTERVAL",
-                f"{name}: cleanup_interval must be milliseconds >= 0, got {cleanup_interval!r}. "
-                "Fix: omit it (60000) or 0 to turn the periodic cleanup off.",
-            )
+        self.cleanup_interval = check_cleanup_interval(
+            name, cleanup_interval, "omit it (60000) or 0 to turn the periodic cleanup off"
+        )
         self.table = table
         self.prefix = check_prefix(prefix, name)
         self.create_table = bool(create_table)
-        self.cleanup_interval = float(cleanup_interval)
         self._sql = statements(table)
         self._owns_pool = pool is None
 
@@ -273,7 +267,7 @@ class PostgresStore(_Postgres, CasStore[int]):
         self._ready_done = not self.create_table and not self._owns_pool
         self._stop = threading.Event()
         if self.cleanup_interval > 0:
-            _start_cleanup_thread(self, self.cleanup_interval / 1000, self._stop)
+            start_cleanup_thread(self, self.cleanup_interval / 1000, self._stop, "halt-postgres-cleanup")
 
     def _query(self, name: str, params: dict[str, Any]) -> Any:
         """Run one statement; the first row (or None) for statements that return rows, else the row count."""
@@ -450,7 +444,7 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
                 for statement in self._ddl():
                     await conn.execute(statement)
         if self.cleanup_interval > 0 and self._cleanup_task is None:
-            self._cleanup_task = asyncio.ensure_future(_cleanup_loop(weakref.ref(self), self.cleanup_interval / 1000))
+            self._cleanup_task = start_cleanup_task(self, self.cleanup_interval / 1000)
 
     async def _read(self, key: str, ns: str) -> Optional[Versioned[int]]:
         row = await self._query("read", {"k": key})
@@ -516,11 +510,7 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
 
 
 def _check_timeout(name: str, timeout: object, max_connections: object, min_connections: object) -> None:
-    if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not 0 < timeout < float("inf"):
-        raise HaltConfigError(
-            "HALT_INVALID_TIMEOUT",
-            f"{name}: timeout must be a positive number of milliseconds, got {timeout!r}. Fix: timeout=500.",
-        )
+    check_timeout(name, timeout)
     if not isinstance(max_connections, int) or isinstance(max_connections, bool) or max_connections < 1:
         raise HaltConfigError(
             "HALT_INVALID_POSTGRES_CLIENT",
@@ -549,34 +539,6 @@ def _connection_kwargs(timeout: float) -> dict[str, Any]:
         "tcp_user_timeout": int(timeout),
         "options": f"-c statement_timeout={int(timeout)}",
     }
-
-
-def _start_cleanup_thread(store: PostgresStore, every_s: float, stop: threading.Event) -> None:
-    """A daemon thread deleting expired rows every ``every_s``, holding the store weakly (an unused store is still
-    collected, and the thread ends)."""
-    ref: Callable[[], Optional[PostgresStore]] = weakref.ref(store)
-
-    def run() -> None:
-        while not stop.wait(every_s):
-            s = ref()
-            if s is None:
-                return
-            with contextlib.suppress(Exception):  # a store that is down is the failure policy's business
-                s.cleanup_expired()
-            del s
-
-    threading.Thread(target=run, name="halt-postgres-cleanup", daemon=True).start()
-
-
-async def _cleanup_loop(ref: Callable[[], Optional[AsyncPostgresStore]], every_s: float) -> None:
-    while True:
-        await asyncio.sleep(every_s)
-        s = ref()
-        if s is None:
-            return
-        with contextlib.suppress(Exception):  # a store that is down is the failure policy's business
-            await s.cleanup_expired()
-        del s
 
 
 __all__ = ["AsyncPostgresStore", "PostgresStore", "create_table_sql", "like_prefix", "lock_id", "quote_table"]

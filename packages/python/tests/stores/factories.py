@@ -66,3 +66,44 @@ def open_redis(kind: str, conn: str, prefix: str, form: str = "sync", grace: str
     else:
         client = redis.asyncio.Redis.from_url(conn, socket_timeout=seconds)
     return AsyncRedisStore(client, prefix=prefix, expiry_grace_ms=int(grace)), client.aclose
+
+def open_mongodb(
+    url: str, collection: str, prefix: str, form: str = "sync", timeout: str = "10000"
+) -> tuple[Any, Callable[[], Any]]:
+    """A MongoDBStore (``form`` sync) or AsyncMongoDBStore on ``halt_test.<collection>``, with a client of its own.
+    ``timeout`` (ms) is the sync store's bound on a check (the default suits a loaded FerretDB); an asyncio store is
+    bounded by the limiter."""
+    from tests.stores.docstores import MONGO_OPTIONS
+
+    if form == "sync":
+        from halt.stores.mongodb import MongoDBStore
+
+        store: Any = MongoDBStore(
+            collection,
+            connection_string=url,
+            database="halt_test",
+            prefix=prefix,
+            client_options=MONGO_OPTIONS,
+            timeout=float(timeout),
+        )
+        return store, store.close
+    from halt.stores.mongodb import AsyncMongoDBStore
+
+    astore = AsyncMongoDBStore(
+        collection, connection_string=url, database="halt_test", prefix=prefix, client_options=MONGO_OPTIONS
+    )
+    return astore, astore.aclose
+
+
+def open_dynamodb(
+    url: str, table: str, prefix: str, timeout: str = "10000", create: bool = False
+) -> tuple[Any, Callable[[], Any]]:
+    """A DynamoDBStore on moto's ``table`` (made first with ``create``), with a client of its own whose connect and
+    read timeouts are ``timeout`` ms."""
+    from halt.stores.dynamodb import DynamoDBStore, create_dynamo_table
+    from tests.stores.docstores import dynamo_client
+
+    client = dynamo_client(url, float(timeout))
+    if create:
+        create_dynamo_table(dynamo_client(url), table_name=table)
+    return DynamoDBStore(table, client=client, prefix=prefix), client.close

@@ -254,6 +254,40 @@ def test_a_failing_group_answers_every_thread_of_it_with_the_error() -> None:
     assert t._queues == {}
 
 
+def test_checks_queued_behind_a_failing_group_get_its_error_without_a_second_wait() -> None:
+    """A thread cannot be abandoned from outside: the checks that queued while a group's write failed are answered
+    with that error at once (the limiter's failure policy takes them), not after an attempt of their own, which would
+    make them wait for two store timeouts."""
+    t = Table(latency=0.05)
+    boom = RuntimeError("server gone")
+    writes = [0]
+
+    def fail(key: str) -> None:
+        writes[0] += 1
+        raise boom
+
+    t.interfere = fail
+    results: list[Any] = []
+
+    def lane() -> None:
+        try:
+            results.append(t.consume(rule.ns, "k", rule, T0, 1))
+        except RuntimeError as e:
+            results.append(e)
+
+    first = threading.Thread(target=lane)
+    first.start()
+    time.sleep(0.02)  # the first check is in flight: the others queue behind it
+    others = [threading.Thread(target=lane) for _ in range(5)]
+    for th in others:
+        th.start()
+    for th in [first, *others]:
+        th.join()
+    assert results == [boom] * 6
+    assert writes[0] == 1
+    assert t._queues == {}
+
+
 def test_a_rejection_that_changes_nothing_writes_nothing() -> None:
     t = Table()
     fw = compile_policy(Policy(name="fw", limit=1, window=60, algorithm="fixed_window"))
