@@ -18,7 +18,7 @@ from halt.core.limiter import KeyExplanation, LimiterStats, RateLimiter
 from halt.core.policy import Rule, compile_policy
 from halt.core.presets import get_plan_policy
 from halt.core.store import AsyncStore, Store
-from halt.core.telemetry import DecisionEvent, StoreErrorEvent, Telemetry
+from halt.core.telemetry import DecisionEvent, LoggingTelemetry, MetricsTelemetry, StoreErrorEvent, Telemetry
 from halt.core.types import Algorithm, Decision, KeyStrategy, Outcome, Policy
 from halt.stores.memory import InMemoryStore
 
@@ -34,6 +34,8 @@ __all__ = [
     "KeyExplanation",
     "KeyStrategy",
     "LimiterStats",
+    "LoggingTelemetry",
+    "MetricsTelemetry",
     "Outcome",
     "Policy",
     "RateLimitExceeded",
