@@ -262,3 +262,27 @@ def test_configuration_errors() -> None:
     assert "use on_error" in str(bad(Old()))
     assert "pass an instance: Recorder()" in str(bad(Recorder))
     assert "telemetry[0]" in str(bad((Recorder,)))
+
+
+async def test_acheck_of_requests_on_an_asyncio_store_reports_request_ids_durations_and_exempt_requests() -> None:
+    import redis.asyncio
+
+    url = needs_redis()
+    r = Recorder()
+    client = redis.asyncio.Redis.from_url(url)
+    lim = limiter(
+        Policy(name="api", limit=1, window=60),
+        r,
+        store=AsyncRedisStore(client, prefix=f"t{uuid.uuid4().hex[:8]}:"),
+    )
+    await lim.acheck(BasicRequestView(ip=PEER, headers={"x-request-id": "a-1"}))
+    await lim.acheck(BasicRequestView(ip=PEER, headers={"x-request-id": "a-2"}))
+    await lim.acheck(BasicRequestView(ip="127.0.0.1", headers={"x-request-id": "a-3"}))
+    await lim.apeek(BasicRequestView(ip=PEER))
+    await client.aclose()
+    assert r.names() == ["check", "allowed", "near_limit", "check", "blocked", "check", "allowed"]
+    checks = [e for name, e in r.events if name == "check"]
+    assert [e.request_id for e in checks] == ["a-1", "a-2", "a-3"]
+    assert [e.decision.reason for e in checks] == [None, "limit", "exempt"]
+    assert all(e.duration_ms is not None and e.duration_ms > 0 for e in checks[:2]) and checks[2].duration_ms is None
+    assert r.events[2][1].request_id == "a-1"
