@@ -8,6 +8,7 @@ import inspect
 import random
 import re
 import threading
+import weakref
 from typing import Any, Awaitable, Callable, Mapping, Optional
 
 from halt.core.errors import HaltConfigError
@@ -28,16 +29,28 @@ _REQUEST_ID = re.compile(r"[\x21-\x7e]{1,64}")
 _Hooks = tuple[tuple[Callable[[Any], Any], str], ...]
 
 
+#: Ids made up for requests without a usable ``X-Request-Id``: every event of one request carries the same one.
+_made_up: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
 def request_id_of(req: Any) -> str:
-    """The request's ``X-Request-Id`` when it is 1-64 printable ASCII characters without spaces, else a new random
-    id of 8 hex digits."""
+    """The request's ``X-Request-Id`` when it is 1-64 printable ASCII characters without spaces, else a random id of
+    8 hex digits made up for it (the same one for every limiter, quota and event of that request view; a view that
+    cannot be weakly referenced gets a new one each time)."""
     try:
         rid = req.header("x-request-id")
     except Exception:
         rid = None
     if isinstance(rid, str) and _REQUEST_ID.fullmatch(rid) is not None:
         return rid
-    return f"{random.getrandbits(32):08x}"
+    try:
+        made = _made_up.get(req)
+    except TypeError:  # not weakly referenceable, or unhashable
+        return f"{random.getrandbits(32):08x}"
+    if made is None:
+        made = f"{random.getrandbits(32):08x}"
+        _made_up[req] = made
+    return made
 
 
 class TelemetryHub:

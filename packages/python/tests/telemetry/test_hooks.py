@@ -286,3 +286,30 @@ async def test_acheck_of_requests_on_an_asyncio_store_reports_request_ids_durati
     assert [e.decision.reason for e in checks] == [None, "limit", "exempt"]
     assert all(e.duration_ms is not None and e.duration_ms > 0 for e in checks[:2]) and checks[2].duration_ms is None
     assert r.events[2][1].request_id == "a-1"
+
+
+def test_a_made_up_request_id_is_kept_per_request_for_every_limiter_and_event() -> None:
+    view = BasicRequestView(ip=PEER)
+    assert request_id_of(view) == request_id_of(view)
+    r = Recorder()
+    first = limiter(Policy(name="a", limit=1, window=60), r)
+    second = limiter(Policy(name="b", limit=5, window=60), r)
+    first.check(view)
+    second.check(view)
+    ids = {e.request_id for _, e in r.events}
+    assert len(ids) == 1 and ids == {request_id_of(view)}
+
+    class Plain:  # a RequestView of one's own, slotted without __weakref__: one id per check, shared by its events
+        __slots__ = ("ip", "method", "path", "user")
+
+        def __init__(self) -> None:
+            self.ip, self.method, self.path, self.user = PEER, "GET", "/", None
+
+        def header(self, name: str) -> None:
+            return None
+
+    r.events.clear()
+    first.reset(Plain())
+    first.check(Plain())
+    assert r.names() == ["check", "allowed", "near_limit"]
+    assert r.events[0][1].request_id == r.events[2][1].request_id
