@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 
-from halt import DecisionEvent, HaltConfigError, InMemoryStore, Policy, RateLimiter, Telemetry
+from halt import DecisionEvent, HaltConfigError, InMemoryStore, MetricsTelemetry, Policy, RateLimiter, Telemetry
 from halt.http.request import BasicRequestView
 from halt.stores.redis import AsyncRedisStore, RedisStore
 from halt.telemetry import TelemetryHub, request_id_of
@@ -265,8 +266,6 @@ def test_configuration_errors() -> None:
 
 
 async def test_acheck_of_requests_on_an_asyncio_store_reports_request_ids_durations_and_exempt_requests() -> None:
-    import redis.asyncio
-
     url = needs_redis()
     r = Recorder()
     client = redis.asyncio.Redis.from_url(url)
@@ -313,3 +312,31 @@ def test_a_made_up_request_id_is_kept_per_request_for_every_limiter_and_event() 
     first.check(Plain())
     assert r.names() == ["check", "allowed", "near_limit"]
     assert r.events[0][1].request_id == r.events[2][1].request_id
+
+
+async def test_many_concurrent_acheck_tasks_each_reach_every_sink_coroutine_hooks_included() -> None:
+    url = needs_redis()
+    # A blocking pool: redis-py's default one raises MaxConnectionsError under 600 concurrent calls.
+    client = redis.asyncio.Redis(connection_pool=redis.asyncio.BlockingConnectionPool.from_url(url, max_connections=20))
+    metrics = MetricsTelemetry()
+    seen: list[str] = []
+
+    async def on_check(event: DecisionEvent) -> None:
+        await asyncio.sleep(0)
+        seen.append(event.key)
+
+    lim = limiter(
+        Policy(name="api", limit=100, window=60),
+        [metrics, {"on_check": on_check}],
+        store=AsyncRedisStore(client, prefix=f"t{uuid.uuid4().hex[:8]}:"),
+    )
+    ds = await asyncio.gather(*(lim.acheck(f"user:{i % 5}") for i in range(600)))
+    for _ in range(50):
+        if len(seen) == 600:
+            break
+        await asyncio.sleep(0)
+    await client.aclose()
+    s = metrics.snapshot()
+    assert s["store_errors"] == 0 and sum(d.allowed for d in ds) == 500 == s["allowed"]
+    assert s["blocked"] == 100 and s["near_limit"] == 5
+    assert sorted(seen) == sorted(f"user:{i % 5}" for i in range(600))
