@@ -35,11 +35,7 @@ const out = input.configs.map((c) => {
     now += s.advance
     const options = s.cost === null ? undefined : { cost: s.cost }
     if (s.key !== null) limiter.check(s.key, options)
-    else
-      limiter.check(
-        { ip: s.peer ?? undefined, method: 'GET', path: s.path, header: (name) => s.headers[name], user: undefined },
-        options,
-      )
+    else limiter.check({ ip: s.peer ?? undefined, method: 'GET', path: s.path, header: (name) => s.headers[name], user: undefined }, options)
   }
   const { latency, ...snapshot } = metrics.snapshot()
   return { lines, snapshot }
