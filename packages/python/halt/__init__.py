@@ -22,7 +22,7 @@ from halt.core.policy import Rule, compile_policy
 from halt.core.presets import get_plan_policy
 from halt.core.quota import Quota, QuotaManager, QuotaResult, QuotaState
 from halt.core.store import AsyncStore, Store
-from halt.core.telemetry import DecisionEvent, StoreErrorEvent, Telemetry
+from halt.core.telemetry import DecisionEvent, LoggingTelemetry, MetricsTelemetry, StoreErrorEvent, Telemetry
 from halt.core.types import Algorithm, Decision, KeyStrategy, Outcome, Policy
 from halt.stores.memory import InMemoryStore
 
@@ -38,6 +38,8 @@ __all__ = [
     "KeyExplanation",
     "KeyStrategy",
     "LimiterStats",
+    "LoggingTelemetry",
+    "MetricsTelemetry",
     "Outcome",
     "Penalty",
     "PenaltyConfig",

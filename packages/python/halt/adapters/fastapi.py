@@ -54,7 +54,8 @@ class AsgiRequestView:
     """A RequestView over an ASGI HTTP scope. The client is the socket's peer (``scope["client"]``);
     the path is the raw, undecoded one the server received (exemptions match canonical paths only)."""
 
-    __slots__ = ("_get_ip", "_get_user", "scope")
+    # __weakref__: telemetry keeps the id it makes up for a request without X-Request-Id per view.
+    __slots__ = ("__weakref__", "_get_ip", "_get_user", "scope")
 
     def __init__(
         self,

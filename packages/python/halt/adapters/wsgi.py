@@ -16,7 +16,8 @@ class EnvironRequestView:
     werkzeug), else ``SCRIPT_NAME + PATH_INFO``.
     """
 
-    __slots__ = ("_get_user", "environ")
+    # __weakref__: telemetry keeps the id it makes up for a request without X-Request-Id per view.
+    __slots__ = ("__weakref__", "_get_user", "environ")
 
     def __init__(self, environ: Mapping[str, Any], get_user: Callable[[], Any]) -> None:
         self.environ = environ

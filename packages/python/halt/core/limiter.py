@@ -20,11 +20,12 @@ from halt.core.errors import HaltConfigError, RateLimitExceeded
 from halt.core.failover import Circuit, StoreTimeoutError, validate_failover
 from halt.core.policy import PolicyLike, Rule, compile_policy, to_policy
 from halt.core.store import AnyStore, AsyncStore, Store
-from halt.core.telemetry import DecisionEvent, StoreErrorEvent, Telemetry
 from halt.core.types import Decision, Outcome, Policy
 from halt.http.rules import ANONYMOUS_KEY, UNKNOWN_IP_KEY, HttpRules
 from halt.http.warnings import WarningCode
 from halt.stores.memory import InMemoryStore
+from halt.telemetry.hub import TelemetryHub, request_id_of
+from halt.telemetry.types import DecisionEvent, StoreErrorEvent, TelemetryOption
 
 if TYPE_CHECKING:
     from halt.core.penalty import PenaltyManager
@@ -44,6 +45,11 @@ _CACHE_MAX = 1000
 
 def _now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _perf_ms() -> float:
+    """A monotonic clock in milliseconds, for the checks' durations."""
+    return time.perf_counter() * 1000
 
 
 class KeyExplanation:
@@ -128,14 +134,6 @@ class _Counter:
         self.bump = functools.partial(next, self._c)
 
 
-def _hook(telemetry: object, name: str) -> Optional[Callable[[Any], None]]:
-    """The telemetry hook ``name``, unless absent or the base class's no-op."""
-    fn = getattr(telemetry, name, None)
-    if fn is None or getattr(fn, "__func__", None) is getattr(Telemetry, name):
-        return None
-    return cast(Callable[[Any], None], fn)
-
-
 class RateLimiter:
     """A rate limiter: one policy (or a policy per request) over one store.
 
@@ -157,7 +155,8 @@ class RateLimiter:
         default_policy: Optional[PolicyLike] = None,
         cost: Union[float, CostResolver, None] = None,
         clock: Optional[Clock] = None,
-        telemetry: Optional[object] = None,
+        telemetry: Optional[TelemetryOption] = None,
+        near_limit: Optional[float] = None,
         timeout: Optional[float] = None,
         on_store_error: Optional[str] = None,
         retry_store_after: Optional[float] = None,
@@ -178,6 +177,8 @@ class RateLimiter:
     ) -> None:
         """``timeout`` and ``retry_store_after`` are milliseconds, as in the TypeScript SDK. ``timeout`` bounds
         each call of an asyncio store; a synchronous remote store is bounded by its client's socket timeout.
+        ``telemetry``: one sink or a list of them (see halt.telemetry); ``near_limit``: the fraction of a policy's
+        capacity at which ``on_near_limit`` fires (default 0.8).
 
         ``penalties`` (a PenaltyManager): every blocked request records a violation (severity 1) for its key, and
         while a key's penalty runs its limit and burst are scaled by the manager's ``multiplier`` (rejections then
@@ -264,11 +265,15 @@ class RateLimiter:
             )
         self._clock: Clock = clock if clock is not None else _now_ms
         self.telemetry = telemetry
-        self._on_check = _hook(telemetry, "on_check")
-        self._on_allowed = _hook(telemetry, "on_allowed")
-        self._on_blocked = _hook(telemetry, "on_blocked")
-        self._on_error = _hook(telemetry, "on_error")
-        self._decision_hooks = bool(self._on_check or self._on_allowed or self._on_blocked)
+        self._near_fraction = 0.8 if near_limit is None else near_limit
+        if not _valid_cost(self._near_fraction) or not 0 < self._near_fraction <= 1:
+            raise HaltConfigError(
+                "HALT_INVALID_NEAR_LIMIT",
+                "RateLimiter: near_limit must be a fraction of the limit above 0 and at most 1, "
+                f"got {near_limit!r}. Fix: near_limit=0.8.",
+            )
+        #: Where decisions and store errors are reported; None without telemetry.
+        self._telemetry = None if telemetry is None else TelemetryHub(telemetry, self.http.warnings.warn)
         self._timeout, self._on_store_error, self._retry_store_after = validate_failover(
             timeout, on_store_error, retry_store_after
         )
@@ -308,6 +313,8 @@ class RateLimiter:
             # The hot path (in-memory store, string key): the same steps as below, without the branches.
             rule = self.rule
             c = rule.cost if cost is None else _checked_cost(cost)
+            t = self._telemetry
+            t0 = 0.0 if t is None else _perf_ms()
             o = self._consume(rule.ns, key, rule, self._clock(), c)
             d = Decision(
                 o.allowed,
@@ -320,8 +327,8 @@ class RateLimiter:
                 o.delay_ms / 1000,
             )
             (self._allowed if o.allowed else self._blocked).bump()
-            if self._decision_hooks:
-                self._emit_decision(DecisionEvent(key, c, d, None, None))
+            if t is not None:
+                self._report(key, c, rule, d, t0, None, None)
             return d
         if not self._sync:
             self._async_only("check")
@@ -333,7 +340,8 @@ class RateLimiter:
         if self._penalties is not None:
             return self._penalised(key, rule, now, c, "check", None)
         if self._local:
-            return self._finish(key, c, rule, cast(Store, self.store).consume(rule.ns, key, rule, now, c))
+            t0 = 0.0 if self._telemetry is None else _perf_ms()
+            return self._finish(key, c, rule, cast(Store, self.store).consume(rule.ns, key, rule, now, c), t0)
         return self._remote_sync(key, rule, now, c, "check", None)
 
     async def acheck(self, key: Any, cost: Optional[float] = None, algorithm: Optional[str] = None) -> Decision:
@@ -531,8 +539,8 @@ class RateLimiter:
         r = self._resolve(req, cost, None)
         if r.exempt is not None:
             d = exempt_decision(r.rule)
-            if op == "check" and self._decision_hooks:
-                self._emit_decision(DecisionEvent(r.key, 0, d, None, req))
+            if op == "check" and self._telemetry is not None:
+                self._telemetry.decision(DecisionEvent(r.key, 0, d, request_id=request_id_of(req)))
             return d
         rule = r.rule if algorithm is None else self._override_of(r.rule, algorithm)
         now = self._clock()
@@ -542,15 +550,16 @@ class RateLimiter:
             store = cast(Store, self.store)
             if op == "peek":
                 return to_decision(rule, store.peek(rule.ns, r.key, rule, now))
-            return self._finish(r.key, r.cost, rule, store.consume(rule.ns, r.key, rule, now, r.cost), None, req)
+            t0 = 0.0 if self._telemetry is None else _perf_ms()
+            return self._finish(r.key, r.cost, rule, store.consume(rule.ns, r.key, rule, now, r.cost), t0, None, req)
         return self._remote_sync(r.key, rule, now, 0 if op == "peek" else r.cost, op, req)
 
     async def _acheck_request(self, req: Any, cost: Optional[float], algorithm: Optional[str], op: str) -> Decision:
         r = self._resolve(req, cost, None)
         if r.exempt is not None:
             d = exempt_decision(r.rule)
-            if op == "check" and self._decision_hooks:
-                self._emit_decision(DecisionEvent(r.key, 0, d, None, req))
+            if op == "check" and self._telemetry is not None:
+                self._telemetry.decision(DecisionEvent(r.key, 0, d, request_id=request_id_of(req)))
             return d
         rule = r.rule if algorithm is None else self._override_of(r.rule, algorithm)
         if self._penalties is not None:
@@ -685,6 +694,7 @@ class RateLimiter:
         and record a violation when a check is blocked. A failing penalty store never fails the request: the
         penalty is skipped."""
         pm = cast("PenaltyManager", self._penalties)
+        t0 = 0.0 if self._telemetry is None else _perf_ms()  # the penalty read is part of the check's time
         try:
             active = pm.get_penalty(key, now).is_active(now)
         except Exception:
@@ -693,7 +703,7 @@ class RateLimiter:
         if not self._local:
             d = self._remote_sync(key, r, now, cost, op, request)
         elif op == "check":
-            d = self._finish(key, cost, r, cast(Store, self.store).consume(r.ns, key, r, now, cost), None, request)
+            d = self._finish(key, cost, r, cast(Store, self.store).consume(r.ns, key, r, now, cost), t0, None, request)
         else:
             d = to_decision(r, cast(Store, self.store).peek(r.ns, key, r, now))
         if _violation(d, op, active):
@@ -723,10 +733,11 @@ class RateLimiter:
         cost: float,
         rule: Rule,
         o: Outcome,
+        t0: float,
         store_error: Optional[str] = None,
         request: Any = None,
     ) -> Decision:
-        """Count a decision and tell telemetry."""
+        """Count a decision and tell telemetry. ``t0``: ``_perf_ms()`` before the store call."""
         d = Decision(
             o.allowed,
             rule.limit,
@@ -739,38 +750,43 @@ class RateLimiter:
         )
         if o.reason == "limit" and self._penalties is not None and self._penalties.is_penalised_rule(rule):
             d.reason = "penalty"
-        return self._record(key, cost, d, store_error, request)
+        return self._record(key, cost, rule, d, t0, store_error, request)
 
-    def _record(self, key: str, cost: float, d: Decision, store_error: Optional[str], request: Any) -> Decision:
+    def _record(
+        self, key: str, cost: float, rule: Rule, d: Decision, t0: float, store_error: Optional[str], request: Any
+    ) -> Decision:
         if d.allowed:
             self._allowed.bump()
         else:
             self._blocked.bump()
-        if self._decision_hooks:
-            self._emit_decision(DecisionEvent(key, cost, d, store_error, request))
+        if self._telemetry is not None:
+            self._report(key, cost, rule, d, t0, store_error, request)
         return d
 
-    def _emit_decision(self, event: DecisionEvent) -> None:
-        if self._on_check is not None:
-            self._safely("on_check", self._on_check, event)
-        hook = self._on_allowed if event.decision.allowed else self._on_blocked
-        if hook is not None:
-            self._safely("on_allowed" if event.decision.allowed else "on_blocked", hook, event)
-
-    def _safely(self, name: str, hook: Callable[[Any], None], event: object) -> None:
-        """Call a telemetry hook; one that raises never breaks the request (it is reported once)."""
-        try:
-            hook(event)
-        except Exception as e:
-            self.http.callback_failed(f"telemetry.{name}", e)
+    def _report(
+        self, key: str, cost: float, rule: Rule, d: Decision, t0: float, store_error: Optional[str], request: Any
+    ) -> None:
+        """The decision to telemetry, then the near-limit signal when this admission took ``rule`` from below the
+        ``near_limit`` fraction of its capacity to it or beyond (one request id for both)."""
+        t = cast(TelemetryHub, self._telemetry)
+        rid = None if request is None else request_id_of(request)
+        t.decision(DecisionEvent(key, cost, d, store_error, False, rid, _perf_ms() - t0))
+        if not t.has_near_limit or not d.allowed or cost <= 0 or d.reason is not None:
+            return
+        threshold = rule.capacity * self._near_fraction
+        used = rule.capacity - d.remaining
+        if used + 1e-9 < threshold or used - cost >= threshold:
+            return
+        t.near_limit(DecisionEvent(key, cost, d, None, False, rid))
 
     def _store_failed(self, error: BaseException, key: str, rule: Rule, op: str) -> None:
         self._circuit.failure(self._clock())
-        if self._on_error is not None:
-            self._safely("on_error", self._on_error, StoreErrorEvent(error, key, rule.name, op, self._on_store_error))
+        if self._telemetry is not None:
+            self._telemetry.error(StoreErrorEvent(error, key, rule.name, op, self._on_store_error))
 
     def _remote_sync(self, key: str, rule: Rule, now: float, cost: float, op: str, request: Any) -> Decision:
         """A call to a synchronous remote store, under the circuit breaker and the failure policy."""
+        t0 = 0.0 if self._telemetry is None else _perf_ms()
         if self._circuit.allows(now):
             store = cast(Store, self.store)
             try:
@@ -783,11 +799,12 @@ class RateLimiter:
                 self._store_failed(error, key, rule, op)
             else:
                 self._circuit.success()
-                return self._finish(key, cost, rule, o, None, request) if op == "check" else to_decision(rule, o)
-        return self._degraded(key, rule, now, cost, op, request)
+                return self._finish(key, cost, rule, o, t0, None, request) if op == "check" else to_decision(rule, o)
+        return self._degraded(key, rule, now, cost, op, t0, request)
 
     async def _remote_async(self, key: str, rule: Rule, now: float, cost: float, op: str, request: Any) -> Decision:
         """A call to an asyncio store, under the timeout, the circuit breaker and the failure policy."""
+        t0 = 0.0 if self._telemetry is None else _perf_ms()
         if self._circuit.allows(now):
             store = cast(AsyncStore, self.store)
             try:
@@ -801,10 +818,10 @@ class RateLimiter:
                 self._store_failed(error, key, rule, op)
             else:
                 self._circuit.success()
-                return self._finish(key, cost, rule, o, None, request) if op == "check" else to_decision(rule, o)
-        return self._degraded(key, rule, now, cost, op, request)
+                return self._finish(key, cost, rule, o, t0, None, request) if op == "check" else to_decision(rule, o)
+        return self._degraded(key, rule, now, cost, op, t0, request)
 
-    def _degraded(self, key: str, rule: Rule, now: float, cost: float, op: str, request: Any) -> Decision:
+    def _degraded(self, key: str, rule: Rule, now: float, cost: float, op: str, t0: float, request: Any) -> Decision:
         """The decision while the store is down, as ``on_store_error`` says."""
         mode = self._on_store_error
         if mode == "fallback":
@@ -812,7 +829,7 @@ class RateLimiter:
                 self._fallback = InMemoryStore(sweep_interval=0)
             fb = self._fallback
             if op == "check":
-                return self._finish(key, cost, rule, fb.consume(rule.ns, key, rule, now, cost), mode, request)
+                return self._finish(key, cost, rule, fb.consume(rule.ns, key, rule, now, cost), t0, mode, request)
             return to_decision(rule, fb.peek(rule.ns, key, rule, now))
         allowed = mode == "open"
         o = Outcome(
@@ -826,7 +843,7 @@ class RateLimiter:
         )
         d = to_decision(rule, o)
         d.reason = "store_error"
-        return self._record(key, cost, d, mode, request) if op == "check" else d
+        return self._record(key, cost, rule, d, t0, mode, request) if op == "check" else d
 
     # ---- rules ------------------------------------------------------------------------------------------
 

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Mapping, Optional, Union
 
 from halt.core.algorithms.quota import quota_rule
 from halt.core.calendar import PERIODS, PeriodBounds, QuotaPeriod, check_time_zone, period_bounds
 from halt.core.errors import HaltConfigError
-from halt.core.limiter import _hook, _now_ms
+from halt.core.limiter import _now_ms, _perf_ms
 from halt.core.managed import Clock, StoreCalls, checked_clock, checked_id, positive, valid_cost
 from halt.core.policy import Rule
-from halt.core.telemetry import DecisionEvent, StoreErrorEvent
 from halt.core.types import Decision, Outcome
-from halt.http.warnings import WarningCode, Warnings
+from halt.http.warnings import Warnings
+from halt.telemetry.hub import TelemetryHub
+from halt.telemetry.types import DecisionEvent, StoreErrorEvent, TelemetryOption
 
 __all__ = [
     "Quota",
@@ -189,7 +190,7 @@ class QuotaManager:
         *,
         time_zone: str = "UTC",
         clock: Optional[Clock] = None,
-        telemetry: Optional[object] = None,
+        telemetry: Optional[TelemetryOption] = None,
     ) -> None:
         if store is None:
             from halt.stores.memory import InMemoryStore
@@ -201,10 +202,7 @@ class QuotaManager:
         #: The manager's clock (epoch ms).
         self.clock = checked_clock(clock, "QuotaManager", _now_ms)
         self.telemetry = telemetry
-        self._on_check = _hook(telemetry, "on_check")
-        self._on_allowed = _hook(telemetry, "on_allowed")
-        self._on_blocked = _hook(telemetry, "on_blocked")
-        self._on_error = _hook(telemetry, "on_error")
+        self._telemetry = None if telemetry is None else TelemetryHub(telemetry, _warnings.warn)
         self._compiled: dict[Quota, _Compiled] = {}
 
     def define(self, quota: QuotaLike) -> Quota:
@@ -228,13 +226,21 @@ class QuotaManager:
         return self._result(await self._calls.acall("peek", rule.ns, id, rule, now), q, rule, now, c, "check")
 
     def consume_quota(
-        self, identifier: str, quota: QuotaLike, cost: float = 1, *, on_store_error: str = "closed"
+        self,
+        identifier: str,
+        quota: QuotaLike,
+        cost: float = 1,
+        *,
+        on_store_error: str = "closed",
+        request_id: Optional[str] = None,
     ) -> QuotaResult:
         """Take ``cost`` units (default 1) if they fit: atomic, never beyond the limit. Nothing is taken when they
         do not fit. A store failure is told to telemetry's ``on_error`` (its action: ``on_store_error``, what the
-        caller does then; the HTTP option passes its own) and raises."""
+        caller does then; the HTTP option passes its own) and raises. ``request_id`` goes on the decision event
+        (the HTTP option passes the request's, the same as its limiters' events)."""
         c = _checked_cost(cost, "consume_quota")
         q, rule, now, id = self._prepare(identifier, quota, False, "consume_quota")
+        t0 = 0.0 if self._telemetry is None else _perf_ms()
         try:
             o = self._calls.call("consume", "consume_quota", rule.ns, id, rule, now, c)
         except HaltConfigError:
@@ -242,19 +248,26 @@ class QuotaManager:
         except Exception as e:
             self._failed(e, id, q, on_store_error)
             raise
-        return self._report(id, c, self._result(o, q, rule, now, c, "consume"))
+        return self._report(id, c, self._result(o, q, rule, now, c, "consume"), t0, request_id)
 
     async def aconsume_quota(
-        self, identifier: str, quota: QuotaLike, cost: float = 1, *, on_store_error: str = "closed"
+        self,
+        identifier: str,
+        quota: QuotaLike,
+        cost: float = 1,
+        *,
+        on_store_error: str = "closed",
+        request_id: Optional[str] = None,
     ) -> QuotaResult:
         c = _checked_cost(cost, "consume_quota")
         q, rule, now, id = self._prepare(identifier, quota, False, "consume_quota")
+        t0 = 0.0 if self._telemetry is None else _perf_ms()
         try:
             o = await self._calls.acall("consume", rule.ns, id, rule, now, c)
         except Exception as e:
             self._failed(e, id, q, on_store_error)
             raise
-        return self._report(id, c, self._result(o, q, rule, now, c, "consume"))
+        return self._report(id, c, self._result(o, q, rule, now, c, "consume"), t0, request_id)
 
     def refund_quota(self, identifier: str, quota: QuotaLike, cost: float = 1) -> QuotaResult:
         """Give back ``cost`` units (default 1) of the current period, e.g. for a call that failed; never below 0."""
@@ -317,23 +330,19 @@ class QuotaManager:
             ),
         )
 
-    def _report(self, key: str, cost: float, r: QuotaResult) -> QuotaResult:
+    def _report(self, key: str, cost: float, r: QuotaResult, t0: float, request_id: Optional[str]) -> QuotaResult:
         """Tell telemetry of a consume_quota decision (reason 'quota' when rejected), as a limiter tells of its."""
-        hook = self._on_allowed if r.allowed else self._on_blocked
-        if self._on_check is None and hook is None:
+        t = self._telemetry
+        if t is None:
             return r
         s = r.quota
         d = Decision(r.allowed, s.limit, s.remaining, s.reset_at, s.retry_after, s.name, None if r.allowed else "quota")
-        event = DecisionEvent(key, cost, d, None, None)
-        if self._on_check is not None:
-            _safely("on_check", self._on_check, event)
-        if hook is not None:
-            _safely("on_allowed" if r.allowed else "on_blocked", hook, event)
+        t.decision(DecisionEvent(key, cost, d, request_id=request_id, duration_ms=_perf_ms() - t0))
         return r
 
     def _failed(self, error: Exception, key: str, q: _Compiled, action: str) -> None:
-        if self._on_error is not None:
-            _safely("on_error", self._on_error, StoreErrorEvent(error, key, q.quota.name, "check", action))
+        if self._telemetry is not None:
+            self._telemetry.error(StoreErrorEvent(error, key, q.quota.name, "check", action))
 
     def _compile(self, quota: QuotaLike) -> _Compiled:
         q = quota if isinstance(quota, Quota) else to_quota(quota)
@@ -351,15 +360,3 @@ class QuotaManager:
             self._compiled.clear()
         self._compiled[q] = c
         return c
-
-
-def _safely(name: str, hook: Optional[Callable[[Any], None]], event: object) -> None:
-    """Call a telemetry hook; one that raises never breaks the call (it is reported once)."""
-    if hook is None:
-        return
-    try:
-        hook(event)
-    except Exception as e:
-        _warnings.warn(
-            WarningCode.CALLBACK_FAILED, f"telemetry.{name} raised ({e!r:.200}); it was ignored. This is reported once."
-        )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence, Ty
 from ..core.errors import HaltConfigError
 from ..core.managed import valid_cost as _valid_cost
 from ..core.types import Decision
+from ..telemetry.hub import request_id_of
 from .headers import write_rate_limit_headers
 
 if TYPE_CHECKING:
@@ -118,7 +119,9 @@ class QuotaGuard:
             return r
         key, q, c = r
         try:
-            return _to_decision(self.manager.consume_quota(key, q, c, on_store_error=self._mode))
+            return _to_decision(
+                self.manager.consume_quota(key, q, c, on_store_error=self._mode, request_id=request_id_of(req))
+            )
         except Exception:
             return self._failed(q)
 
@@ -129,7 +132,9 @@ class QuotaGuard:
             return r
         key, q, c = r
         try:
-            return _to_decision(await self.manager.aconsume_quota(key, q, c, on_store_error=self._mode))
+            return _to_decision(
+                await self.manager.aconsume_quota(key, q, c, on_store_error=self._mode, request_id=request_id_of(req))
+            )
         except Exception:
             return self._failed(q)
 

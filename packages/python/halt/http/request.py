@@ -50,7 +50,8 @@ class BasicRequestView:
     'k'
     """
 
-    __slots__ = ("_headers", "ip", "method", "path", "user")
+    # __weakref__: telemetry keeps the id it makes up for a request without X-Request-Id per view.
+    __slots__ = ("__weakref__", "_headers", "ip", "method", "path", "user")
 
     def __init__(
         self,

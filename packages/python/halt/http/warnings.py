@@ -32,6 +32,8 @@ class WarningCode:
     CALLBACK_FAILED = "HALT_CALLBACK_FAILED"
     #: The ``api_key`` strategy runs on a shared store with a per-process random secret.
     API_KEY_SECRET_NOT_SHARED = "HALT_API_KEY_SECRET_NOT_SHARED"
+    #: A telemetry hook raised (or its coroutine failed); the request was served all the same.
+    TELEMETRY_HOOK_FAILED = "HALT_TELEMETRY_HOOK_FAILED"
 
 
 CODES: tuple[str, ...] = (
@@ -41,6 +43,7 @@ CODES: tuple[str, ...] = (
     WarningCode.INVALID_REQUEST_COST,
     WarningCode.CALLBACK_FAILED,
     WarningCode.API_KEY_SECRET_NOT_SHARED,
+    WarningCode.TELEMETRY_HOOK_FAILED,
 )
 
 

@@ -307,6 +307,32 @@ def test_a_failing_quota_store_lets_requests_through_or_answers_503_when_closed(
     assert asyncio.run(run()).reason == "store_error"
 
 
+def test_a_request_and_its_quota_carry_one_request_id() -> None:
+    events: list[tuple[str, Any]] = []
+
+    class Ids(Telemetry):
+        def on_check(self, event: Any) -> None:
+            events.append((event.decision.policy, event.request_id))
+
+    clock = FakeClock(NOW)
+    store = InMemoryStore(sweep_interval=0)
+    limiter = RateLimiter(
+        store=store,
+        clock=clock,
+        policy=Policy(name="rl", limit=5, window=60),
+        exempt_private_ips=False,
+        telemetry=Ids(),
+    )
+    gate = Gate(limiter, quota=QuotaOption(QuotaManager(store, clock=clock, telemetry=Ids()), MONTHLY))
+    assert gate.check(view()).allowed
+    assert gate.check(view(headers={"x-request-id": "r-42"})).allowed
+    assert asyncio.run(gate.acheck(view(headers={"x-request-id": "r-43"}))).allowed
+    assert [p for p, _ in events] == ["rl", "api_calls"] * 3
+    made_up = events[0][1]
+    assert isinstance(made_up, str) and len(made_up) == 8 and events[1][1] == made_up
+    assert [i for _, i in events[2:]] == ["r-42", "r-42", "r-43", "r-43"]
+
+
 def test_bad_options_fail_when_the_middleware_is_created() -> None:
     _, limiter, quotas = parts()
 

@@ -219,7 +219,7 @@ def test_a_raising_hook_never_breaks_a_request() -> None:
     warnings: list[Any] = []
     limiter, _ = make(Policy(limit=5, window=60), telemetry=Broken(), on_warning=warnings.append)
     assert limiter.check("a").allowed and limiter.check("a").allowed
-    assert [w.code for w in warnings] == ["HALT_CALLBACK_FAILED"]
+    assert [w.code for w in warnings] == ["HALT_TELEMETRY_HOOK_FAILED"]
 
 
 def test_decorators() -> None:

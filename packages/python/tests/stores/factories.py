@@ -67,6 +67,7 @@ def open_redis(kind: str, conn: str, prefix: str, form: str = "sync", grace: str
         client = redis.asyncio.Redis.from_url(conn, socket_timeout=seconds)
     return AsyncRedisStore(client, prefix=prefix, expiry_grace_ms=int(grace)), client.aclose
 
+
 def open_mongodb(
     url: str, collection: str, prefix: str, form: str = "sync", timeout: str = "10000"
 ) -> tuple[Any, Callable[[], Any]]:
