@@ -4,7 +4,9 @@
 # Amazon's DynamoDB Local (software.amazon.dynamodb:DynamoDBLocal) is under
 # the vendor's own licence terms, which this project does not take on, so the
 # endpoint is served by moto's server mode (Apache-2.0, PyPI: moto), which
-# implements the DynamoDB JSON API (DynamoDB_20120810.*) in memory.
+# implements the DynamoDB JSON API (DynamoDB_20120810.*) in memory. It runs
+# through moto_serial.py, which serves one request at a time: moto's own
+# server checks a condition and writes without a lock (DynamoDB is atomic).
 # The pinned Python environment (dynamodb-requirements.txt) is installed once
 # into ~/.cache/halt/dynamodb/venv-<hash>, from wheels kept in
 # ~/.cache/halt/dynamodb/wheels.
@@ -80,7 +82,7 @@ _ddb_launch() {
   _ddb_venv
   venv=$_DDB_VENV
   spawn "$(_ddb_pidfile)" "$dir/dynamodb.log" \
-    "$venv/bin/moto_server" -H 127.0.0.1 -p "$port"
+    "$venv/bin/python" "$SERVICES_LIB/moto_serial.py" -H 127.0.0.1 -p "$port"
   wait_ready "dynamodb on port $port" "$DYNAMODB_READY_TIMEOUT" "$(_ddb_pidfile)" \
     "$dir/dynamodb.log" dynamodb_list_tables "$port"
 }
