@@ -30,6 +30,8 @@ from halt.stores.redis.store import num_arg
 #: Memcached's limit on a key, in bytes.
 MEMCACHED_MAX_KEY_BYTES = 250
 THIRTY_DAYS = 30 * 24 * 3600
+#: The latest absolute expiry Memcached takes (its exptime is a signed 32-bit number of seconds).
+MAX_EXPTIME = 2**31 - 1
 #: Generation items are read (and made) up to this many times per read before giving up.
 _GENERATION_TRIES = 4
 
@@ -98,9 +100,10 @@ def decode(item: Any, cas: Any, generation: str) -> Versioned[Any]:
 
 def lifetime(ttl_ms: int) -> int:
     """Whole seconds, rounded up, plus one (Memcached's clock ticks in seconds, so an item given N seconds may go
-    after N - 1); beyond 30 days Memcached reads an absolute time."""
+    after N - 1); beyond 30 days Memcached reads an absolute time, a signed 32-bit one: at most 2038-01-19 (a later
+    one would overflow and drop the item at once)."""
     seconds = math.ceil(ttl_ms / 1000) + 1
-    return seconds if seconds <= THIRTY_DAYS else math.ceil(time.time()) + seconds
+    return seconds if seconds <= THIRTY_DAYS else min(math.ceil(time.time()) + seconds, MAX_EXPTIME)
 
 
 class _Memcached:

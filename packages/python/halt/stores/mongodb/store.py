@@ -61,6 +61,10 @@ def _not_implemented(error: BaseException) -> bool:
     return details.get("codeName") == "NotImplemented" or "not implemented" in str(error).lower()
 
 
+#: The TTL date of a state kept longer than Python's datetime reaches (year 9999): in effect never deleted.
+_LAST_DATE = datetime(9999, 12, 31, tzinfo=timezone.utc)
+_MAX_TTL_MS = (_LAST_DATE - datetime(2100, 1, 1, tzinfo=timezone.utc)).total_seconds() * 1000
+
 class _MongoBase:
     """What the sync and asyncio stores share: options, keys, documents, filters."""
 
@@ -157,7 +161,8 @@ class _MongoBase:
     def _fields(nxt: Next, version: int) -> dict[str, Any]:
         """The ``$set`` of a write: the state, a new version, the expiry (ms) and the TTL field (a UTC date: this
         process's clock plus the TTL, as the TypeScript store writes it)."""
-        x = datetime.now(timezone.utc) + timedelta(milliseconds=nxt.ttl_ms)
+        now = datetime.now(timezone.utc)
+        x = now + timedelta(milliseconds=nxt.ttl_ms) if nxt.ttl_ms < _MAX_TTL_MS else _LAST_DATE
         return {
             "$set": {
                 "s": [bson_number(v) for v in nxt.state],

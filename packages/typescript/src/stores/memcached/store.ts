@@ -41,6 +41,8 @@ export interface MemcachedVersion {
 }
 
 const THIRTY_DAYS = 30 * 24 * 3600
+/** The latest absolute expiry Memcached takes (its exptime is a signed 32-bit number of seconds). */
+const MAX_EXPTIME = 2 ** 31 - 1
 /** Most keys in one `gets` (of 250 bytes at most each: well inside what Memcached reads in one command). */
 const MAX_READS = 32
 
@@ -158,7 +160,9 @@ export class MemcachedStore extends CasStore<MemcachedVersion> {
     const value = JSON.stringify({ s: next.state, e: next.expiresAt, g: this.generations.get(ns) ?? '' } satisfies Stored)
     // Whole seconds, rounded up, plus one: Memcached's clock ticks in seconds, so an item given N seconds may go after N - 1.
     let lifetime = Math.ceil(next.ttlMs / 1000) + 1
-    if (lifetime > THIRTY_DAYS) lifetime = Math.ceil(Date.now() / 1000) + lifetime // beyond 30 days Memcached reads an absolute time
+    // Beyond 30 days Memcached reads an absolute time, a signed 32-bit one: at most 2038-01-19 (later would overflow
+    // and drop the item at once).
+    if (lifetime > THIRTY_DAYS) lifetime = Math.min(Math.ceil(Date.now() / 1000) + lifetime, MAX_EXPTIME)
     try {
       if (prev === null || prev.version.cas === null) await this.client.add(key, value, { lifetime })
       else await this.client.cas(key, value, { casUniq: prev.version.cas, lifetime })
