@@ -65,6 +65,7 @@ def _not_implemented(error: BaseException) -> bool:
 _LAST_DATE = datetime(9999, 12, 31, tzinfo=timezone.utc)
 _MAX_TTL_MS = (_LAST_DATE - datetime(2100, 1, 1, tzinfo=timezone.utc)).total_seconds() * 1000
 
+
 class _MongoBase:
     """What the sync and asyncio stores share: options, keys, documents, filters."""
 
