@@ -17,7 +17,8 @@ from halt.core.errors import HaltConfigError, RateLimitExceeded
 from halt.core.limiter import KeyExplanation, LimiterStats, RateLimiter
 from halt.core.policy import Rule, compile_policy
 from halt.core.presets import get_plan_policy
-from halt.core.store import AsyncStore, Store
+from halt.core.sets import SetResult, evaluate_set
+from halt.core.store import AsyncSetStore, AsyncStore, SetStore, Store
 from halt.core.telemetry import DecisionEvent, StoreErrorEvent, Telemetry
 from halt.core.types import Algorithm, Decision, KeyStrategy, Outcome, Policy
 from halt.stores.memory import InMemoryStore
@@ -26,6 +27,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Algorithm",
+    "AsyncSetStore",
     "AsyncStore",
     "Decision",
     "DecisionEvent",
@@ -39,10 +41,13 @@ __all__ = [
     "RateLimitExceeded",
     "RateLimiter",
     "Rule",
+    "SetResult",
+    "SetStore",
     "Store",
     "StoreErrorEvent",
     "Telemetry",
     "compile_policy",
+    "evaluate_set",
     "get_plan_policy",
     "presets",
 ]

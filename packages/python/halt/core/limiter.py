@@ -12,13 +12,15 @@ import itertools
 import math
 import sys
 import time
+import weakref
 from math import ceil as _ceil
-from typing import Any, Awaitable, Callable, Hashable, Optional, TypeVar, Union, cast
+from typing import Any, Awaitable, Callable, Hashable, Optional, Sequence, TypeVar, Union, cast
 
 from halt.core.errors import HaltConfigError, RateLimitExceeded
 from halt.core.failover import Circuit, StoreTimeoutError, validate_failover
-from halt.core.policy import PolicyLike, Rule, compile_policy, to_policy
-from halt.core.store import AnyStore, AsyncStore, Store
+from halt.core.policy import PolicyLike, Rule
+from halt.core.sets import combine, compile_set, compile_shadowed
+from halt.core.store import AnyStore, AsyncSetStore, AsyncStore, SetStore, Store
 from halt.core.telemetry import DecisionEvent, StoreErrorEvent, Telemetry
 from halt.core.types import Decision, Outcome, Policy
 from halt.http.rules import ANONYMOUS_KEY, UNKNOWN_IP_KEY, HttpRules
@@ -30,8 +32,9 @@ T = TypeVar("T")
 
 #: Milliseconds since the Unix epoch. Inject a fake one in tests.
 Clock = Callable[[], float]
-#: Chooses the policy of a request (e.g. by plan). None, a raise or an invalid policy give ``default_policy``.
-PolicyResolver = Callable[[Any], Optional[PolicyLike]]
+#: Chooses the policy of a request (e.g. by plan), or a limit set (a list of policies). None, a raise or an invalid
+#: policy give ``default_policy``.
+PolicyResolver = Callable[[Any], Union[PolicyLike, Sequence[PolicyLike], None]]
 #: The cost of a request. A raise, NaN or a negative value falls back to the policy's cost.
 CostResolver = Callable[[Any], float]
 
@@ -77,18 +80,20 @@ class KeyExplanation:
 class LimiterStats:
     """Counts since creation (or ``clear()``); ``active_keys`` from the store, -1 when it cannot tell."""
 
-    __slots__ = ("active_keys", "allowed", "blocked", "total_checks")
+    __slots__ = ("active_keys", "allowed", "blocked", "shadow_blocked", "total_checks")
 
-    def __init__(self, allowed: int, blocked: int, active_keys: int) -> None:
+    def __init__(self, allowed: int, blocked: int, active_keys: int, shadow_blocked: int = 0) -> None:
         self.allowed = allowed
         self.blocked = blocked
         self.total_checks = allowed + blocked
         self.active_keys = active_keys
+        #: Decisions of shadow policies that would have rejected (each shadow policy counts on its own).
+        self.shadow_blocked = shadow_blocked
 
     def __repr__(self) -> str:
         return (
             f"LimiterStats(allowed={self.allowed}, blocked={self.blocked}, total_checks={self.total_checks}, "
-            f"active_keys={self.active_keys})"
+            f"active_keys={self.active_keys}, shadow_blocked={self.shadow_blocked})"
         )
 
 
@@ -147,10 +152,12 @@ class RateLimiter:
 
     def __init__(
         self,
-        policy: Union[PolicyLike, PolicyResolver, None] = None,
+        policy: Union[PolicyLike, Sequence[PolicyLike], PolicyResolver, None] = None,
         *,
         store: Optional[AnyStore] = None,
         default_policy: Optional[PolicyLike] = None,
+        mode: Optional[str] = None,
+        near_limit: Optional[float] = None,
         cost: Union[float, CostResolver, None] = None,
         clock: Optional[Clock] = None,
         telemetry: Optional[object] = None,
@@ -172,13 +179,41 @@ class RateLimiter:
         validations: Union[bool, dict[str, bool], None] = None,
     ) -> None:
         """``timeout`` and ``retry_store_after`` are milliseconds, as in the TypeScript SDK. ``timeout`` bounds
-        each call of an asyncio store; a synchronous remote store is bounded by its client's socket timeout."""
+        each call of an asyncio store; a synchronous remote store is bounded by its client's socket timeout.
+
+        A list of policies is a limit set: a request passes only if every (enforced) policy admits it, and then
+        consumes from each; if one rejects, none consumes (docs/sets.md). ``mode='shadow'`` makes every policy
+        shadow (evaluated and reported, never rejecting); ``near_limit`` (default 0.8) is the fraction of a
+        policy's capacity at which ``telemetry.on_near_limit`` fires."""
         if policy is None:
             raise HaltConfigError(
                 "HALT_MISSING_POLICY", "RateLimiter: policy is required. Fix: RateLimiter(policy=presets.PUBLIC_API)."
             )
+        if mode not in (None, "enforce", "shadow"):
+            raise HaltConfigError(
+                "HALT_INVALID_MODE", f"RateLimiter: mode must be 'enforce' or 'shadow', got {mode!r}."
+            )
+        self._shadow_mode = mode == "shadow"
+        near = 0.8 if near_limit is None else near_limit
+        if not _valid_cost(near) or not 0 < near <= 1:
+            raise HaltConfigError(
+                "HALT_INVALID_NEAR_LIMIT",
+                "RateLimiter: near_limit must be a fraction of the limit above 0 and at most 1, "
+                f"got {near_limit!r}. Fix: near_limit=0.8.",
+            )
+        self._near_fraction = float(near)
         self._resolver: Optional[PolicyResolver] = None
-        if callable(policy) and not isinstance(policy, Policy):
+        rules: Optional[list[Rule]] = None
+        if isinstance(policy, (list, tuple)):
+            if default_policy is not None:
+                raise HaltConfigError(
+                    "HALT_INVALID_OPTIONS",
+                    "RateLimiter: default_policy only applies when policy is a function of the request. "
+                    "Fix: remove default_policy.",
+                )
+            rules = compile_set(policy, self._shadow_mode)
+            self.rule = next((r for r in rules if not r.shadow), rules[0])
+        elif callable(policy) and not isinstance(policy, Policy):
             if default_policy is None:
                 raise HaltConfigError(
                     "HALT_MISSING_DEFAULT_POLICY",
@@ -186,7 +221,7 @@ class RateLimiter:
                     "returns no policy, raises, or returns an invalid one. Fix: default_policy=presets.PLAN_FREE.",
                 )
             self._resolver = policy
-            self.rule = compile_policy(default_policy)
+            self.rule = compile_shadowed(default_policy, self._shadow_mode)
         else:
             if default_policy is not None:
                 raise HaltConfigError(
@@ -194,9 +229,21 @@ class RateLimiter:
                     "RateLimiter: default_policy only applies when policy is a function of the request. "
                     "Fix: remove default_policy.",
                 )
-            self.rule = compile_policy(policy)
+            self.rule = compile_shadowed(policy, self._shadow_mode)
+        if rules is None and self.rule.shadow:
+            rules = [self.rule]
+        if rules is not None and len(rules) == 1 and not rules[0].shadow:
+            rules = None
+        #: Several policies, or shadow ones: every check goes through ``store.consume_set``.
+        self._set = rules
+        #: The set's key strategy (the one its policies name, if any).
+        self._set_strategy = next((r.policy.key_strategy for r in rules or () if r.policy.key_strategy), None)
+        #: Sets a resolver returned, by their first enforced rule (what a resolved request carries), and strategy.
+        self._sets_by_head: weakref.WeakKeyDictionary[Rule, tuple[list[Rule], Optional[str]]] = (
+            weakref.WeakKeyDictionary()
+        )
         #: Every rule in use, by storage namespace: reset, clear and stats cover them all.
-        self._rules: dict[str, Rule] = {self.rule.ns: self.rule}
+        self._rules: dict[str, Rule] = {r.ns: r for r in rules or [self.rule]}
         self._overrides: dict[str, Rule] = {}
         self._resolved: dict[Hashable, Rule] = {}
         if store is None:
@@ -205,6 +252,12 @@ class RateLimiter:
             raise HaltConfigError(
                 "HALT_INVALID_STORE",
                 "RateLimiter: store must implement consume/peek/reset/clear (e.g. InMemoryStore()).",
+            )
+        if rules is not None and not callable(getattr(store, "consume_set", None)):
+            raise HaltConfigError(
+                "HALT_STORE_NO_SETS",
+                "RateLimiter: several policies (or shadow ones) need a store with consume_set(); this store has "
+                "none. Fix: use a Halt store (memory, Redis) or one limiter per policy.",
             )
         self.store = store
         self._sync = bool(getattr(store, "synchronous", True))
@@ -228,7 +281,7 @@ class RateLimiter:
         }
         #: The compiled HTTP options: client address, exemptions, keys.
         self.http = HttpRules({k: v for k, v in given.items() if v is not None}, shared)
-        self.http.validate_strategy(self.rule.name, self.rule.policy.key_strategy)
+        self.http.validate_strategy(self.rule.name, self._set_strategy or self.rule.policy.key_strategy)
         self._cost_fn: Optional[CostResolver] = None
         self._cost_number: Optional[float] = None
         if callable(cost):
@@ -240,13 +293,14 @@ class RateLimiter:
                     f"RateLimiter: cost must be a finite number >= 0 or a function of the request, got {cost!r}. "
                     "Fix: cost=1.",
                 )
-            if cost > self.rule.capacity:
-                raise HaltConfigError(
-                    "HALT_COST_EXCEEDS_CAPACITY",
-                    f"RateLimiter: cost {cost} is above the capacity {self.rule.capacity} of policy "
-                    f"'{self.rule.name}', so no request could ever pass. Fix: lower cost or raise the policy's "
-                    "burst/limit.",
-                )
+            for r in rules or [self.rule]:
+                if cost > r.capacity:
+                    raise HaltConfigError(
+                        "HALT_COST_EXCEEDS_CAPACITY",
+                        f"RateLimiter: cost {cost} is above the capacity {r.capacity} of policy "
+                        f"'{r.name}', so no request could ever pass. Fix: lower cost or raise the policy's "
+                        "burst/limit.",
+                    )
             self._cost_number = cost
         if clock is not None and not callable(clock):
             raise HaltConfigError(
@@ -259,6 +313,7 @@ class RateLimiter:
         self._on_allowed = _hook(telemetry, "on_allowed")
         self._on_blocked = _hook(telemetry, "on_blocked")
         self._on_error = _hook(telemetry, "on_error")
+        self._on_near_limit = _hook(telemetry, "on_near_limit")
         self._decision_hooks = bool(self._on_check or self._on_allowed or self._on_blocked)
         self._timeout, self._on_store_error, self._retry_store_after = validate_failover(
             timeout, on_store_error, retry_store_after
@@ -267,15 +322,21 @@ class RateLimiter:
         self._fallback: Optional[InMemoryStore] = None
         self._allowed = _Counter()
         self._blocked = _Counter()
-        self._fast = self._local
+        self._shadow_blocked = _Counter()
+        self._fast = self._local and rules is None
         self._consume: Callable[[str, str, Rule, float, float], Outcome] = cast(Store, store).consume
 
     # ---- public API -------------------------------------------------------------------------------------
 
     @property
     def policy(self) -> Policy:
-        """The policy as given (with a policy function: the default policy)."""
+        """The policy as given (with a policy function: the default policy; with several: the first enforced)."""
         return self.rule.policy
+
+    @property
+    def policies(self) -> list[Policy]:
+        """Every policy this limiter decides with, in order (one, unless it was given several)."""
+        return [r.policy for r in self._set or [self.rule]]
 
     @property
     def store_down(self) -> bool:
@@ -316,6 +377,9 @@ class RateLimiter:
             self._async_only("check")
         if not isinstance(key, str):
             return self._check_request(key, cost, algorithm, "check")
+        if self._set is not None:
+            costs = self._costs_of(self._set, None if cost is None else _checked_cost(cost), algorithm)
+            return self._set_sync(key, self._set, self._clock(), costs, "check", None)
         rule = self.rule if algorithm is None else self._override(algorithm)
         c = rule.cost if cost is None else _checked_cost(cost)
         now = self._clock()
@@ -332,6 +396,9 @@ class RateLimiter:
             return await _to_thread(self.check, key, cost, algorithm)
         if not isinstance(key, str):
             return await self._acheck_request(key, cost, algorithm, "check")
+        if self._set is not None:
+            costs = self._costs_of(self._set, None if cost is None else _checked_cost(cost), algorithm)
+            return await self._set_async(key, self._set, self._clock(), costs, "check", None)
         rule = self.rule if algorithm is None else self._override(algorithm)
         c = rule.cost if cost is None else _checked_cost(cost)
         return await self._remote_async(key, rule, self._clock(), c, "check", None)
@@ -349,6 +416,8 @@ class RateLimiter:
             self._async_only("peek")
         if not isinstance(key, str):
             return self._check_request(key, None, algorithm, "peek")
+        if self._set is not None:
+            return self._set_sync(key, self._set, self._clock(), self._costs_of(self._set, 0, algorithm), "peek", None)
         rule = self.rule if algorithm is None else self._override(algorithm)
         now = self._clock()
         if self._local:
@@ -360,6 +429,9 @@ class RateLimiter:
             return self.peek(key, algorithm) if self._local else await _to_thread(self.peek, key, algorithm)
         if not isinstance(key, str):
             return await self._acheck_request(key, None, algorithm, "peek")
+        if self._set is not None:
+            costs = self._costs_of(self._set, 0, algorithm)
+            return await self._set_async(key, self._set, self._clock(), costs, "peek", None)
         rule = self.rule if algorithm is None else self._override(algorithm)
         return await self._remote_async(key, rule, self._clock(), 0, "peek", None)
 
@@ -410,14 +482,14 @@ class RateLimiter:
         active = -1
         if size is not None and self._sync:
             active = sum(size(r.ns) for r in list(self._rules.values()))
-        return LimiterStats(self._allowed.value, self._blocked.value, active)
+        return LimiterStats(self._allowed.value, self._blocked.value, active, self._shadow_blocked.value)
 
     async def astats(self) -> LimiterStats:
         size = getattr(self.store, "size", None)
         if self._sync or size is None:
             return self.stats()
         sizes = await asyncio.gather(*(size(r.ns) for r in list(self._rules.values())))
-        return LimiterStats(self._allowed.value, self._blocked.value, sum(sizes))
+        return LimiterStats(self._allowed.value, self._blocked.value, sum(sizes), self._shadow_blocked.value)
 
     def cleanup_expired(self) -> int:
         """Delete the store's expired keys now (the in-memory store also does it periodically). Returns how many
@@ -497,8 +569,10 @@ class RateLimiter:
         from halt.http.headers import write_rate_limit_headers
 
         if format == "ietf":
-            rule = self._rule_named(d.policy)
-            write_rate_limit_headers(d, format, target, set_header, rule.window_ms / 1000, self._clock())  # type: ignore[arg-type]
+            window: Union[float, Callable[[str], float]] = (
+                self._rule_named(d.policy).window_ms / 1000 if d.policies is None else self._window_of
+            )
+            write_rate_limit_headers(d, format, target, set_header, window, self._clock())  # type: ignore[arg-type]
         else:
             write_rate_limit_headers(d, format, target, set_header)  # type: ignore[arg-type]
 
@@ -515,6 +589,10 @@ class RateLimiter:
             if op == "check" and self._decision_hooks:
                 self._emit_decision(DecisionEvent(r.key, 0, d, None, req))
             return d
+        rules = self._set_of(r.rule)
+        if rules is not None:
+            costs = self._request_costs(rules, r, cost, algorithm, op)
+            return self._set_sync(r.key, rules, self._clock(), costs, op, req)
         rule = r.rule if algorithm is None else self._override_of(r.rule, algorithm)
         now = self._clock()
         if self._local:
@@ -531,6 +609,10 @@ class RateLimiter:
             if op == "check" and self._decision_hooks:
                 self._emit_decision(DecisionEvent(r.key, 0, d, None, req))
             return d
+        rules = self._set_of(r.rule)
+        if rules is not None:
+            costs = self._request_costs(rules, r, cost, algorithm, op)
+            return await self._set_async(r.key, rules, self._clock(), costs, op, req)
         rule = r.rule if algorithm is None else self._override_of(r.rule, algorithm)
         return await self._remote_async(r.key, rule, self._clock(), 0 if op == "peek" else r.cost, op, req)
 
@@ -558,7 +640,7 @@ class RateLimiter:
             strategy = http.strategy_of(self.rule.policy.key_strategy)
             return _Resolved(self.rule, client_key, 0, exempt, client_ip, strategy)
         rule = self.rule if self._resolver is None else self._rule_for(req, trace)
-        strategy = http.strategy_of(rule.policy.key_strategy)
+        strategy = http.strategy_of(self._strategy_of(rule))
         if strategy == "ip":
             key: Optional[str] = client.key if client is not None else UNKNOWN_IP_KEY
         else:
@@ -591,7 +673,9 @@ class RateLimiter:
                 trace.append("the policy function returned no policy: default policy")
             return self.rule
         try:
-            cache_key: Hashable = p if isinstance(p, Policy) else ("mapping", tuple(sorted(p.items())))
+            cache_key: Hashable = (
+                ("set", tuple(_policy_key(x) for x in p)) if isinstance(p, (list, tuple)) else _policy_key(p)
+            )
             hash(cache_key)
         except Exception:
             cache_key = None
@@ -599,8 +683,22 @@ class RateLimiter:
             hit = self._resolved.get(cache_key)
             if hit is not None:
                 return hit
+        if isinstance(p, (list, tuple)):
+            rule = self._compile_resolved_set(p)
+        else:
+            rule = self._compile_resolved(p)
+        if cache_key is not None:
+            if len(self._resolved) >= _CACHE_MAX:
+                self._resolved.clear()
+            self._resolved[cache_key] = rule
+        return rule
+
+    def _compile_resolved(self, p: Any) -> Rule:
+        """A policy a resolver returned, compiled: its rule, or the default rule when it is invalid."""
         try:
-            rule = compile_policy(to_policy(p))
+            rule = compile_shadowed(p, self._shadow_mode)
+            if rule.shadow and not callable(getattr(self.store, "consume_set", None)):
+                raise ValueError(f"policy '{rule.name}' is shadow but the store has no consume_set()")
             if self.http.strategy_of(rule.policy.key_strategy) == "custom" and self.http.key_extractor is None:
                 raise ValueError(f"policy '{rule.name}' uses key_strategy 'custom' but no key_extractor is set")
             known = self._rules.get(rule.ns)
@@ -611,10 +709,6 @@ class RateLimiter:
         except Exception as e:
             self._resolver_failed(f"returned an invalid policy ({e})")
             rule = self.rule
-        if cache_key is not None:
-            if len(self._resolved) >= _CACHE_MAX:
-                self._resolved.clear()
-            self._resolved[cache_key] = rule
         return rule
 
     def _resolver_failed(self, what: str) -> None:
@@ -737,13 +831,17 @@ class RateLimiter:
                 return self._finish(key, cost, rule, o, None, request) if op == "check" else to_decision(rule, o)
         return self._degraded(key, rule, now, cost, op, request)
 
+    def _fallback_store(self) -> InMemoryStore:
+        """The in-memory store that decides while the store is down (``on_store_error='fallback'``)."""
+        if self._fallback is None:
+            self._fallback = InMemoryStore(sweep_interval=0)
+        return self._fallback
+
     def _degraded(self, key: str, rule: Rule, now: float, cost: float, op: str, request: Any) -> Decision:
         """The decision while the store is down, as ``on_store_error`` says."""
         mode = self._on_store_error
         if mode == "fallback":
-            if self._fallback is None:
-                self._fallback = InMemoryStore(sweep_interval=0)
-            fb = self._fallback
+            fb = self._fallback_store()
             if op == "check":
                 return self._finish(key, cost, rule, fb.consume(rule.ns, key, rule, now, cost), mode, request)
             return to_decision(rule, fb.peek(rule.ns, key, rule, now))
@@ -760,6 +858,179 @@ class RateLimiter:
         d = to_decision(rule, o)
         d.reason = "store_error"
         return self._record(key, cost, d, mode, request) if op == "check" else d
+
+    # ---- limit sets (docs/sets.md) -------------------------------------------------------------------------
+
+    def _set_of(self, rule: Rule) -> Optional[list[Rule]]:
+        """The rules a request under ``rule`` is checked against as a set, or None for a single-policy check."""
+        if rule is self.rule:
+            return self._set
+        known = self._sets_by_head.get(rule)
+        if known is not None:
+            return known[0]
+        return [rule] if rule.shadow else None
+
+    def _strategy_of(self, rule: Rule) -> Optional[str]:
+        """The key strategy of a request under ``rule``: its set's, if it heads one."""
+        if rule is self.rule and self._set_strategy is not None:
+            return self._set_strategy
+        known = self._sets_by_head.get(rule)
+        return known[1] if known is not None else rule.policy.key_strategy
+
+    def _costs_of(self, rules: Sequence[Rule], given: Optional[float], algorithm: Optional[str]) -> list[float]:
+        """Each rule's cost: one given for the request (explicit, or the limiter's cost option), else each
+        policy's own. A set has no per-request algorithm: asking for one is a programming error."""
+        if algorithm is not None:
+            raise HaltConfigError(
+                "HALT_INVALID_OPTIONS",
+                "check(): the algorithm option does not apply to a limiter with several policies or shadow ones. "
+                "Fix: set algorithm on each policy.",
+            )
+        c = self._cost_number if given is None else given
+        return [r.cost if c is None else c for r in rules]
+
+    def _request_costs(
+        self, rules: Sequence[Rule], r: _Resolved, cost: Optional[float], algorithm: Optional[str], op: str
+    ) -> list[float]:
+        if op == "peek":
+            return self._costs_of(rules, 0, algorithm)
+        uniform = r.cost if cost is not None or self._cost_fn is not None else None
+        return self._costs_of(rules, uniform, algorithm)
+
+    def _compile_resolved_set(self, policies: Sequence[Any]) -> Rule:
+        """A set a resolver returned, compiled: its head rule (first enforced), or the default rule when invalid."""
+        try:
+            rules = compile_set(policies, self._shadow_mode)
+            if not callable(getattr(self.store, "consume_set", None)):
+                raise ValueError("several policies need a store with consume_set()")
+            strategy = next((r.policy.key_strategy for r in rules if r.policy.key_strategy), None)
+            if self.http.strategy_of(strategy) == "custom" and self.http.key_extractor is None:
+                raise ValueError("a policy uses key_strategy 'custom' but no key_extractor is set")
+            for r in rules:
+                self._rules.setdefault(r.ns, r)
+            head = next((r for r in rules if not r.shadow), rules[0])
+            self._sets_by_head[head] = (rules, strategy)
+            return head
+        except Exception as e:
+            self._resolver_failed(f"returned an invalid set of policies ({e})")
+            return self.rule
+
+    def _set_sync(self, key: str, rules: list[Rule], now: float, costs: list[float], op: str, request: Any) -> Decision:
+        """A check or peek of a set on a synchronous store (the remote ones under the failure policy)."""
+        store = cast(SetStore, self.store)
+        if self._local:
+            if op == "peek":
+                return combine(rules, [to_decision(r, store.peek(r.ns, key, r, now)) for r in rules])
+            return self._finish_set(key, rules, costs, store.consume_set(key, rules, now, costs), None, request)
+        if self._circuit.allows(now):
+            try:
+                if op == "check":
+                    outcomes = store.consume_set(key, rules, now, costs)
+                else:
+                    outcomes = [store.peek(r.ns, key, r, now) for r in rules]
+            except Exception as error:
+                self._store_failed(error, key, self.rule, op)
+            else:
+                self._circuit.success()
+                return self._set_answer(key, rules, costs, outcomes, None, op, request)
+        return self._set_degraded(key, rules, now, costs, op, request)
+
+    async def _set_async(
+        self, key: str, rules: list[Rule], now: float, costs: list[float], op: str, request: Any
+    ) -> Decision:
+        """A check or peek of a set on an asyncio store, under the timeout and the failure policy."""
+        if self._circuit.allows(now):
+            store = cast(AsyncSetStore, self.store)
+            try:
+                call: Awaitable[list[Outcome]]
+                if op == "check":
+                    call = store.consume_set(key, rules, now, costs)
+                else:
+                    call = asyncio.gather(*(store.peek(r.ns, key, r, now) for r in rules))
+                outcomes = await _with_timeout(call, self._timeout)
+            except Exception as error:
+                self._store_failed(error, key, self.rule, op)
+            else:
+                self._circuit.success()
+                return self._set_answer(key, rules, costs, list(outcomes), None, op, request)
+        return self._set_degraded(key, rules, now, costs, op, request)
+
+    def _set_answer(
+        self,
+        key: str,
+        rules: list[Rule],
+        costs: list[float],
+        outcomes: list[Outcome],
+        store_error: Optional[str],
+        op: str,
+        request: Any,
+    ) -> Decision:
+        if op == "check":
+            return self._finish_set(key, rules, costs, outcomes, store_error, request)
+        return combine(rules, [to_decision(r, o) for r, o in zip(rules, outcomes)])
+
+    def _set_degraded(
+        self, key: str, rules: list[Rule], now: float, costs: list[float], op: str, request: Any
+    ) -> Decision:
+        """A set while the store is down: 'fallback' decides it in memory, atomically (so does a set whose every
+        policy is shadow: it never rejects); 'open' and 'closed' answer for the first enforced policy."""
+        mode = self._on_store_error
+        if mode == "fallback" or all(r.shadow for r in rules):
+            fb = self._fallback_store()
+            if op == "peek":
+                return combine(rules, [to_decision(r, fb.peek(r.ns, key, r, now)) for r in rules])
+            return self._finish_set(key, rules, costs, fb.consume_set(key, rules, now, costs), "fallback", request)
+        i = next(i for i, r in enumerate(rules) if not r.shadow)
+        return self._degraded(key, rules[i], now, costs[i] if op == "check" else 0, op, request)
+
+    def _finish_set(
+        self,
+        key: str,
+        rules: list[Rule],
+        costs: list[float],
+        outcomes: list[Outcome],
+        store_error: Optional[str],
+        request: Any,
+    ) -> Decision:
+        """Count and report a set's decision: the enforced one, each shadow policy's, near-limit signals."""
+        decisions = [to_decision(r, o) for r, o in zip(rules, outcomes)]
+        d = combine(rules, decisions)
+        if d.shadow:
+            self._allowed.bump()
+        else:
+            cost = next(c for r, c in zip(rules, costs) if r.name == d.policy)
+            self._record(key, cost, d, store_error, request)
+        near = self._on_near_limit is not None
+        # A shadow policy consumed only if every policy admitted (evaluate_set).
+        every = all(p.allowed for p in decisions)
+        for rule, p, c in zip(rules, decisions, costs):
+            if not rule.shadow:
+                if near and d.allowed:
+                    self._near_limit(key, c, rule, p, request)
+                continue
+            if not p.allowed:
+                self._shadow_blocked.bump()
+            if self._decision_hooks:
+                self._emit_decision(DecisionEvent(key, c, p, store_error, request, shadow=True))
+            if near and every:
+                self._near_limit(key, c, rule, p, request)
+        return d
+
+    def _near_limit(self, key: str, cost: float, rule: Rule, d: Decision, request: Any) -> None:
+        """Fire ``on_near_limit`` when this admission took ``rule`` from below ``near_limit`` of its capacity to
+        it or beyond."""
+        if not d.allowed or cost <= 0 or d.reason is not None:
+            return
+        threshold = rule.capacity * self._near_fraction
+        used = rule.capacity - d.remaining
+        if used + 1e-9 < threshold or used - cost >= threshold:
+            return
+        hook = cast(Callable[[Any], None], self._on_near_limit)
+        self._safely("on_near_limit", hook, DecisionEvent(key, cost, d, None, request, shadow=rule.shadow))
+
+    def _window_of(self, name: str) -> float:
+        """Seconds of the window of the policy named ``name`` (the IETF headers of a set)."""
+        return self._rule_named(name).window_ms / 1000
 
     # ---- rules ------------------------------------------------------------------------------------------
 
@@ -797,6 +1068,7 @@ class RateLimiter:
     def _zero(self) -> None:
         self._allowed.zero()
         self._blocked.zero()
+        self._shadow_blocked.zero()
 
     def _async_only(self, method: str) -> None:
         raise HaltConfigError(
@@ -823,6 +1095,11 @@ def to_decision(rule: Rule, o: Outcome) -> Decision:
         o.reason,
         o.delay_ms / 1000,
     )
+
+
+def _policy_key(p: Any) -> Hashable:
+    """A resolver's policy (a Policy or a mapping) as a cache key."""
+    return p if isinstance(p, Policy) else ("mapping", tuple(sorted(p.items())))
 
 
 def _valid_cost(c: object) -> bool:

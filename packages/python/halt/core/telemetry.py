@@ -10,10 +10,16 @@ from halt.core.types import Decision
 class DecisionEvent:
     """One decision, as telemetry sees it."""
 
-    __slots__ = ("cost", "decision", "key", "request", "store_error")
+    __slots__ = ("cost", "decision", "key", "request", "shadow", "store_error")
 
     def __init__(
-        self, key: str, cost: float, decision: Decision, store_error: Optional[str] = None, request: Any = None
+        self,
+        key: str,
+        cost: float,
+        decision: Decision,
+        store_error: Optional[str] = None,
+        request: Any = None,
+        shadow: bool = False,
     ) -> None:
         #: The storage identity (``ip:203.0.113.7``, ``apikey:<hash>``...); exempt: the client's address key or ''.
         self.key = key
@@ -23,6 +29,8 @@ class DecisionEvent:
         self.store_error = store_error
         #: The RequestView, when the check was made with one.
         self.request = request
+        #: True for a shadow policy's decision: what it decided; the request was not rejected for it.
+        self.shadow = shadow
 
 
 class StoreErrorEvent:
@@ -46,6 +54,8 @@ class Telemetry:
 
     - ``on_check``: every decision of ``check()`` (exempt ones too, with reason ``'exempt'``).
     - ``on_allowed`` / ``on_blocked``: then one of these, by ``decision.allowed``.
+    - ``on_near_limit``: an admitted request took a policy of a limit set from below the limiter's
+      ``near_limit`` fraction (default 0.8) of its capacity to it or beyond (shadow ones too, ``event.shadow``).
     - ``on_error``: a store call failed or timed out; the failure policy decided.
 
     Example::
@@ -64,6 +74,9 @@ class Telemetry:
         pass
 
     def on_blocked(self, event: DecisionEvent) -> None:
+        pass
+
+    def on_near_limit(self, event: DecisionEvent) -> None:
         pass
 
     def on_error(self, event: StoreErrorEvent) -> None:
