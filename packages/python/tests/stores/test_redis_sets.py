@@ -291,3 +291,50 @@ def test_set_checks_are_not_answered_by_the_cache(sync_client: Any, prefix: str)
         store.consume_set("u", rules, T0, [1, 1])
     assert store.counters.cache_hits == 0 and store.counters.calls == 5
     store.clear()
+
+
+# ---- failover ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["fallback", "open", "closed"])
+def test_a_set_while_redis_is_unreachable(mode: str) -> None:
+    """'fallback' decides the set in memory (atomically); 'open' and 'closed' answer for the first enforced policy;
+    a limiter whose every policy is shadow never rejects, even with 'closed'."""
+    import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    dead = redis.Redis(port=1, socket_connect_timeout=0.2, retry=Retry(NoBackoff(), 0))
+    policies = [
+        Policy(name="trial", limit=1, window=60, mode="shadow"),
+        Policy(name="per_second", limit=5, window=1, algorithm="fixed_window"),
+        Policy(name="per_minute", limit=2, window=60, algorithm="fixed_window"),
+    ]
+    limiter = RateLimiter(policy=policies, store=RedisStore(dead), on_store_error=mode, clock=FakeClock(T0))
+    ds = [limiter.check("a") for _ in range(3)]
+    if mode == "fallback":
+        assert [d.allowed for d in ds] == [True, True, False] and ds[2].policy == "per_minute"
+        assert ds[0].policies is not None and limiter.stats().shadow_blocked == 2
+    else:
+        assert all(d.reason == "store_error" and d.policy == "per_second" for d in ds)
+        assert all(d.allowed == (mode == "open") for d in ds)
+    shadow = RateLimiter(policy=policies, store=RedisStore(dead), on_store_error="closed", mode="shadow")
+    assert all(shadow.check("a").allowed for _ in range(3))
+    dead.close()
+
+
+async def test_an_async_set_on_a_dead_redis_takes_the_failure_policy() -> None:
+    import redis.asyncio
+    from redis.asyncio.retry import Retry as AsyncRetry
+    from redis.backoff import NoBackoff
+
+    dead = redis.asyncio.Redis(port=1, retry=AsyncRetry(NoBackoff(), 0))
+    limiter = RateLimiter(
+        policy=[Policy(name="a", limit=1, window=60), Policy(name="b", limit=2, window=60)],
+        store=AsyncRedisStore(dead),
+        on_store_error="fallback",
+        clock=FakeClock(T0),
+    )
+    assert [(await limiter.acheck("u")).allowed for _ in range(2)] == [True, False]
+    assert (await limiter.apeek("u")).policies is not None
+    await dead.aclose()
