@@ -997,10 +997,14 @@ class RateLimiter:
         d = combine(rules, decisions)
         if d.shadow:
             self._allowed.bump()
-        else:
+        elif self._decision_hooks:
             cost = next(c for r, c in zip(rules, costs) if r.name == d.policy)
             self._record(key, cost, d, store_error, request)
+        else:
+            (self._allowed if d.allowed else self._blocked).bump()
         near = self._on_near_limit is not None
+        if not near and not any(r.shadow for r in rules):
+            return d
         # A shadow policy consumed only if every policy admitted (evaluate_set).
         every = all(p.allowed for p in decisions)
         for rule, p, c in zip(rules, decisions, costs):
