@@ -22,6 +22,7 @@ from halt import (
 )
 from halt.core.algorithms import evaluate
 from halt.http import BasicRequestView, rate_limit_headers
+from tests.stores.conformance import fields, random_sets
 from tests.support import FakeClock, assert_state, outcome_fields, set_vector_cases, to_set_policies
 
 CASES = set_vector_cases()
@@ -86,6 +87,17 @@ def test_vector_through_the_limiter(case: dict[str, Any]) -> None:
         for p, want in zip(got, step["expect"]["policies"]):
             assert p.allowed == want["allowed"] and p.remaining == want["remaining"], f"step {i}"
             assert p.retry_after == -(-want["retry_after_ms"] // 1000)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_memory_store_decides_random_sets_as_evaluate_set(seed: int) -> None:
+    store = InMemoryStore(sweep_interval=0)
+    for rules, steps in random_sets(seed):
+        model: list[Optional[list[float]]] = [None] * len(rules)
+        for t, costs in steps:
+            want = evaluate_set(model, t, costs, rules)
+            assert [fields(o) for o in store.consume_set("k", rules, t, costs)] == [fields(o) for o in want.outcomes]
+            model = [m if n is None else n for m, n in zip(model, want.states)]
 
 
 @settings(max_examples=200, deadline=None)

@@ -193,12 +193,12 @@ async def test_conformance_set_vector(case: dict[str, Any], harness: StoreHarnes
                 assert held.state == model[j], f"step {i}, policy {j}: stored state"
 
 
-async def test_conformance_sets_on_seeded_random_traffic_decide_as_evaluate_set(
-    harness: StoreHarness, store: Any
-) -> None:
-    """Mixed algorithms, cooldowns, shaping and shadow policies: every outcome as ``evaluate_set``'s."""
-    rng = random.Random(20261201)
-    for round_ in range(4):
+def random_sets(seed: int = 20261201, rounds: int = 4) -> list[tuple[list[Rule], list[tuple[float, list[float]]]]]:
+    """Seeded random limit sets (2-3 policies: mixed algorithms, cooldowns, precisions, shadow and shaping ones) and
+    30 steps of traffic for each: ``(rules, [(t, costs)])``."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(rounds):
         tag = unique("rset")
         policies = []
         for i in range(2 + rng.randrange(2)):
@@ -218,11 +218,22 @@ async def test_conformance_sets_on_seeded_random_traffic_decide_as_evaluate_set(
                 p["leaky_mode"] = "shaping"
             policies.append(Policy(**p))
         rules = [compile_policy(p) for p in policies]
-        model: list[Optional[list[float]]] = [None] * len(rules)
-        t = T0
-        for i in range(30):
+        t = float(T0)
+        steps = []
+        for _ in range(30):
             t += [0, 7, 250, 900, 3000][rng.randrange(5)]
-            costs: list[float] = [rng.randrange(3) for _ in rules]
+            steps.append((t, [float(rng.randrange(3)) for _ in rules]))
+        out.append((rules, steps))
+    return out
+
+
+async def test_conformance_sets_on_seeded_random_traffic_decide_as_evaluate_set(
+    harness: StoreHarness, store: Any
+) -> None:
+    """Mixed algorithms, cooldowns, shaping and shadow policies: every outcome as ``evaluate_set``'s."""
+    for round_, (rules, steps) in enumerate(random_sets()):
+        model: list[Optional[list[float]]] = [None] * len(rules)
+        for i, (t, costs) in enumerate(steps):
             got = await consume_set(store, rules, "k", t, costs)
             want = evaluate_set(model, t, costs, rules)
             assert [fields(o) for o in got] == [fields(o) for o in want.outcomes], f"round {round_} step {i}"
@@ -670,6 +681,7 @@ __all__ = [
     "Inspected",
     "StoreHarness",
     "maybe",
+    "random_sets",
     "store",
     "test_conformance_a_blocked_key_lives_until_its_cooldown_ends",
     "test_conformance_a_call_that_times_out_takes_the_failure_policy",

@@ -14,8 +14,10 @@ import pytest
 
 from halt import HaltConfigError, Policy, RateLimiter
 from halt.core.policy import Rule, compile_policy
+from halt.core.sets import evaluate_set
 from halt.stores.redis import AsyncRedisStore, RedisStore
 from halt.stores.redis.scripts import SET_SCRIPT, SET_SHA1
+from tests.stores.conformance import fields, random_sets
 from tests.support import SPEC_DIR, FakeClock, assert_state, outcome_fields, set_vector_cases, to_set_policies
 
 CASES = set_vector_cases()
@@ -65,6 +67,19 @@ async def test_vector_async(case: dict[str, Any], async_client: Any, prefix: str
         for j, want in enumerate(step["expect"]["policies"]):
             assert outcome_fields(outcomes[j]) == expect_fields(want), f"step {i}, policy {j}"
     await store.clear()
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_sets_decide_as_evaluate_set(seed: int, sync_client: Any, prefix: str) -> None:
+    """Mixed algorithms, cooldowns, shaping and shadow policies: every field (expiry included) as the model's."""
+    store = RedisStore(sync_client, prefix=prefix, expiry_grace_ms=600_000)
+    for rules, steps in random_sets(seed):
+        model: list[Optional[list[float]]] = [None] * len(rules)
+        for t, costs in steps:
+            want = evaluate_set(model, t, costs, rules)
+            assert [fields(o) for o in store.consume_set("k", rules, t, costs)] == [fields(o) for o in want.outcomes]
+            model = [m if n is None else n for m, n in zip(model, want.states)]
+    store.clear()
 
 
 def test_a_set_shares_keys_with_single_policy_checks_and_reloads_its_script(sync_client: Any, prefix: str) -> None:
