@@ -221,8 +221,9 @@ class _SetCheck(_Check):
         self.costs = costs
 
 
-# The I/O a step of the loop asks for (see _CasCore._update): the sync and async drivers perform it.
-_READ, _WRITE, _SLEEP, _LOCK = range(4)
+# The I/O a step of the loop asks for (see _CasCore._update): the sync and async drivers perform it. _READ_ALL reads
+# several keys (a limit set's), at once where the driver can (asyncio).
+_READ, _WRITE, _SLEEP, _LOCK, _READ_ALL = range(5)
 _Op = Tuple[Any, ...]
 _Steps = Generator[_Op, Any, List[Any]]
 #: The loop of one group of checks of one key (or of one set's keys), as I/O requests: outcomes per check.
@@ -360,9 +361,7 @@ class _CasCore(Generic[V]):
             if attempt >= 2:
                 yield (_SLEEP, random.random() * min(32, 2 ** (attempt - 1)) / 1000)
             self.counters.reads += n
-            records: List[Optional[Versioned[V]]] = []
-            for k, r in zip(keys, rules):
-                records.append((yield (_READ, k, r.ns)))
+            records: List[Optional[Versioned[V]]] = yield (_READ_ALL, [(k, r.ns) for k, r in zip(keys, rules)])
             # The group's checks in order, each on the states the ones before it left.
             states: List[Optional[List[float]]] = [None if rec is None else rec.state for rec in records]
             results: List[SetResult] = []
@@ -673,6 +672,8 @@ class CasStore(_CasCore[V]):
                     result: Any = self._read(op[1], op[2])
                 elif kind == _WRITE:
                     result = self._write(op[1], op[2], op[3], op[4])
+                elif kind == _READ_ALL:
+                    result = [self._read(k, ns) for k, ns in op[1]]
                 elif kind == _SLEEP:
                     time.sleep(op[1])
                     result = None
@@ -800,6 +801,8 @@ class AsyncCasStore(_CasCore[V]):
                     result: Any = await self._read(op[1], op[2])
                 elif kind == _WRITE:
                     result = await self._write(op[1], op[2], op[3], op[4])
+                elif kind == _READ_ALL:
+                    result = list(await asyncio.gather(*(self._read(k, ns) for k, ns in op[1])))
                 elif kind == _SLEEP:
                     await asyncio.sleep(op[1])
                     result = None
