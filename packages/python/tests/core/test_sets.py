@@ -416,3 +416,18 @@ async def test_async_methods_on_the_memory_store() -> None:
     assert [(await limiter.acheck("u")).allowed for _ in range(3)] == [True, True, False]
     assert (await limiter.apeek("u")).policies is not None
     assert (await limiter.astats()).blocked == 1
+
+
+def test_the_decorator_raises_with_the_binding_decision() -> None:
+    from halt import RateLimitExceeded
+
+    limiter = two(FakeClock(T0))
+
+    @limiter.limit(lambda user: f"user:{user}")
+    def call(user: str) -> str:
+        return "ok"
+
+    assert [call("a"), call("a")] == ["ok", "ok"]
+    with pytest.raises(RateLimitExceeded) as e:
+        call("a")
+    assert e.value.decision.policy == "per_second" and e.value.decision.policies is not None
