@@ -5,7 +5,7 @@ Each algorithm's script is spec/redis/src/common.lua with the algorithm's part
 (spec/redis/src/<algorithm>.lua: SIZE, init, step) inserted at the line
 `-- @algorithm`. The results are checked in so that every SDK loads the very
 same bytes: spec/redis/<algorithm>.lua, its copy in
-packages/python/halt/stores/lua/ (package data of the Python SDK) and
+packages/python/halt/stores/lua/ (package data of the Python SDK, limit_set.lua too) and
 packages/typescript/src/stores/redis/scripts.ts (the same text plus its SHA1,
 bundled into the npm package). The limit-set script spec/redis/limit_set.lua is
 spec/redis/src/limit_set.lua with every algorithm's part inserted at the line
@@ -42,6 +42,7 @@ def build():
     for name in KERNELS:
         files[PY_OUT / f"{name}.lua"] = files[OUT / f"{name}.lua"]
     files[OUT / "limit_set.lua"] = limit_set()
+    files[PY_OUT / "limit_set.lua"] = files[OUT / "limit_set.lua"]
     files[TS_OUT] = typescript({name: files[OUT / f"{name}.lua"] for name in KERNELS}, files[OUT / "limit_set.lua"])
     return files
 

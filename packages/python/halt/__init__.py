@@ -21,7 +21,8 @@ from halt.core.plans import PlanTable, define_plans
 from halt.core.policy import Rule, compile_policy
 from halt.core.presets import get_plan_policy
 from halt.core.quota import Quota, QuotaManager, QuotaResult, QuotaState
-from halt.core.store import AsyncStore, Store
+from halt.core.sets import SetResult, evaluate_set
+from halt.core.store import AsyncSetStore, AsyncStore, SetStore, Store
 from halt.core.telemetry import DecisionEvent, LoggingTelemetry, MetricsTelemetry, StoreErrorEvent, Telemetry
 from halt.core.types import Algorithm, Decision, KeyStrategy, Outcome, Policy
 from halt.stores.memory import InMemoryStore
@@ -30,6 +31,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Algorithm",
+    "AsyncSetStore",
     "AsyncStore",
     "Decision",
     "DecisionEvent",
@@ -54,11 +56,14 @@ __all__ = [
     "RateLimitExceeded",
     "RateLimiter",
     "Rule",
+    "SetResult",
+    "SetStore",
     "Store",
     "StoreErrorEvent",
     "Telemetry",
     "compile_policy",
     "define_plans",
+    "evaluate_set",
     "get_plan_policy",
     "presets",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -88,3 +89,21 @@ def cluster_nodes() -> list[tuple[str, int]]:
         host, _, port = part.rpartition(":")
         out.append((host or "127.0.0.1", int(port)))
     return out
+
+
+def set_vector_cases() -> list[dict[str, Any]]:
+    """The cases of spec/vectors/sets/limit_sets.json."""
+    data = json.loads((SPEC_DIR / "vectors" / "sets" / "limit_sets.json").read_text())
+    return list(data["cases"])
+
+
+def to_set_policies(case: dict[str, Any], prefix: str = "") -> list[Policy]:
+    """A set vector's policies as Halt policies (cost 0, as ``to_policy``; ``shadow`` as ``mode='shadow'``)."""
+    return [
+        dataclasses.replace(
+            to_policy(p["algorithm"], {"policy": p}),
+            name=f"{prefix}{p['name']}",
+            mode="shadow" if p.get("shadow") else None,
+        )
+        for p in case["policies"]
+    ]

@@ -13,13 +13,15 @@ import itertools
 import math
 import sys
 import time
+import weakref
 from math import ceil as _ceil
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Hashable, Optional, TypeVar, Union, cast
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Hashable, Optional, Sequence, TypeVar, Union, cast
 
 from halt.core.errors import HaltConfigError, RateLimitExceeded
 from halt.core.failover import Circuit, StoreTimeoutError, validate_failover
-from halt.core.policy import PolicyLike, Rule, compile_policy, to_policy
-from halt.core.store import AnyStore, AsyncStore, Store
+from halt.core.policy import PolicyLike, Rule
+from halt.core.sets import combine, compile_set, compile_shadowed
+from halt.core.store import AnyStore, AsyncSetStore, AsyncStore, SetStore, Store
 from halt.core.types import Decision, Outcome, Policy
 from halt.http.rules import ANONYMOUS_KEY, UNKNOWN_IP_KEY, HttpRules
 from halt.http.warnings import WarningCode
@@ -35,8 +37,9 @@ T = TypeVar("T")
 
 #: Milliseconds since the Unix epoch. Inject a fake one in tests.
 Clock = Callable[[], float]
-#: Chooses the policy of a request (e.g. by plan). None, a raise or an invalid policy give ``default_policy``.
-PolicyResolver = Callable[[Any], Optional[PolicyLike]]
+#: Chooses the policy of a request (e.g. by plan), or a limit set (a list of policies). None, a raise or an invalid
+#: policy give ``default_policy``.
+PolicyResolver = Callable[[Any], Union[PolicyLike, Sequence[PolicyLike], None]]
 #: The cost of a request. A raise, NaN or a negative value falls back to the policy's cost.
 CostResolver = Callable[[Any], float]
 
@@ -87,18 +90,20 @@ class KeyExplanation:
 class LimiterStats:
     """Counts since creation (or ``clear()``); ``active_keys`` from the store, -1 when it cannot tell."""
 
-    __slots__ = ("active_keys", "allowed", "blocked", "total_checks")
+    __slots__ = ("active_keys", "allowed", "blocked", "shadow_blocked", "total_checks")
 
-    def __init__(self, allowed: int, blocked: int, active_keys: int) -> None:
+    def __init__(self, allowed: int, blocked: int, active_keys: int, shadow_blocked: int = 0) -> None:
         self.allowed = allowed
         self.blocked = blocked
         self.total_checks = allowed + blocked
         self.active_keys = active_keys
+        #: Decisions of shadow policies that would have rejected (each shadow policy counts on its own).
+        self.shadow_blocked = shadow_blocked
 
     def __repr__(self) -> str:
         return (
             f"LimiterStats(allowed={self.allowed}, blocked={self.blocked}, total_checks={self.total_checks}, "
-            f"active_keys={self.active_keys})"
+            f"active_keys={self.active_keys}, shadow_blocked={self.shadow_blocked})"
         )
 
 
@@ -149,10 +154,11 @@ class RateLimiter:
 
     def __init__(
         self,
-        policy: Union[PolicyLike, PolicyResolver, None] = None,
+        policy: Union[PolicyLike, Sequence[PolicyLike], PolicyResolver, None] = None,
         *,
         store: Optional[AnyStore] = None,
         default_policy: Optional[PolicyLike] = None,
+        mode: Optional[str] = None,
         cost: Union[float, CostResolver, None] = None,
         clock: Optional[Clock] = None,
         telemetry: Optional[TelemetryOption] = None,
@@ -182,13 +188,33 @@ class RateLimiter:
 
         ``penalties`` (a PenaltyManager): every blocked request records a violation (severity 1) for its key, and
         while a key's penalty runs its limit and burst are scaled by the manager's ``multiplier`` (rejections then
-        say ``reason='penalty'``). A synchronous limiter needs a synchronous penalty store."""
+        say ``reason='penalty'``). A synchronous limiter needs a synchronous penalty store, and one enforced policy
+        (penalties with a limit set are refused).
+
+        A list of policies is a limit set: a request passes only if every (enforced) policy admits it, and then
+        consumes from each; if one rejects, none consumes (docs/sets.md). ``mode='shadow'`` makes every policy
+        shadow (evaluated and reported, never rejecting)."""
         if policy is None:
             raise HaltConfigError(
                 "HALT_MISSING_POLICY", "RateLimiter: policy is required. Fix: RateLimiter(policy=presets.PUBLIC_API)."
             )
+        if mode not in (None, "enforce", "shadow"):
+            raise HaltConfigError(
+                "HALT_INVALID_MODE", f"RateLimiter: mode must be 'enforce' or 'shadow', got {mode!r}."
+            )
+        self._shadow_mode = mode == "shadow"
         self._resolver: Optional[PolicyResolver] = None
-        if callable(policy) and not isinstance(policy, Policy):
+        rules: Optional[list[Rule]] = None
+        if isinstance(policy, (list, tuple)):
+            if default_policy is not None:
+                raise HaltConfigError(
+                    "HALT_INVALID_OPTIONS",
+                    "RateLimiter: default_policy only applies when policy is a function of the request. "
+                    "Fix: remove default_policy.",
+                )
+            rules = compile_set(policy, self._shadow_mode)
+            self.rule = next((r for r in rules if not r.shadow), rules[0])
+        elif callable(policy) and not isinstance(policy, Policy):
             if default_policy is None:
                 raise HaltConfigError(
                     "HALT_MISSING_DEFAULT_POLICY",
@@ -196,7 +222,7 @@ class RateLimiter:
                     "returns no policy, raises, or returns an invalid one. Fix: default_policy=presets.PLAN_FREE.",
                 )
             self._resolver = policy
-            self.rule = compile_policy(default_policy)
+            self.rule = compile_shadowed(default_policy, self._shadow_mode)
         else:
             if default_policy is not None:
                 raise HaltConfigError(
@@ -204,9 +230,21 @@ class RateLimiter:
                     "RateLimiter: default_policy only applies when policy is a function of the request. "
                     "Fix: remove default_policy.",
                 )
-            self.rule = compile_policy(policy)
+            self.rule = compile_shadowed(policy, self._shadow_mode)
+        if rules is None and self.rule.shadow:
+            rules = [self.rule]
+        if rules is not None and len(rules) == 1 and not rules[0].shadow:
+            rules = None
+        #: Several policies, or shadow ones: every check goes through ``store.consume_set``.
+        self._set = rules
+        #: The set's key strategy (the one its policies name, if any).
+        self._set_strategy = next((r.policy.key_strategy for r in rules or () if r.policy.key_strategy), None)
+        #: Sets a resolver returned, by their first enforced rule (what a resolved request carries), and strategy.
+        self._sets_by_head: weakref.WeakKeyDictionary[Rule, tuple[list[Rule], Optional[str]]] = (
+            weakref.WeakKeyDictionary()
+        )
         #: Every rule in use, by storage namespace: reset, clear and stats cover them all.
-        self._rules: dict[str, Rule] = {self.rule.ns: self.rule}
+        self._rules: dict[str, Rule] = {r.ns: r for r in rules or [self.rule]}
         self._overrides: dict[str, Rule] = {}
         self._resolved: dict[Hashable, Rule] = {}
         if store is None:
@@ -215,6 +253,12 @@ class RateLimiter:
             raise HaltConfigError(
                 "HALT_INVALID_STORE",
                 "RateLimiter: store must implement consume/peek/reset/clear (e.g. InMemoryStore()).",
+            )
+        if rules is not None and not callable(getattr(store, "consume_set", None)):
+            raise HaltConfigError(
+                "HALT_STORE_NO_SETS",
+                "RateLimiter: several policies (or shadow ones) need a store with consume_set(); this store has "
+                "none. Fix: use a Halt store (memory, Redis) or one limiter per policy.",
             )
         self.store = store
         self._sync = bool(getattr(store, "synchronous", True))
@@ -238,7 +282,7 @@ class RateLimiter:
         }
         #: The compiled HTTP options: client address, exemptions, keys.
         self.http = HttpRules({k: v for k, v in given.items() if v is not None}, shared)
-        self.http.validate_strategy(self.rule.name, self.rule.policy.key_strategy)
+        self.http.validate_strategy(self.rule.name, self._set_strategy or self.rule.policy.key_strategy)
         self._cost_fn: Optional[CostResolver] = None
         self._cost_number: Optional[float] = None
         if callable(cost):
@@ -250,13 +294,14 @@ class RateLimiter:
                     f"RateLimiter: cost must be a finite number >= 0 or a function of the request, got {cost!r}. "
                     "Fix: cost=1.",
                 )
-            if cost > self.rule.capacity:
-                raise HaltConfigError(
-                    "HALT_COST_EXCEEDS_CAPACITY",
-                    f"RateLimiter: cost {cost} is above the capacity {self.rule.capacity} of policy "
-                    f"'{self.rule.name}', so no request could ever pass. Fix: lower cost or raise the policy's "
-                    "burst/limit.",
-                )
+            for r in rules or [self.rule]:
+                if cost > r.capacity:
+                    raise HaltConfigError(
+                        "HALT_COST_EXCEEDS_CAPACITY",
+                        f"RateLimiter: cost {cost} is above the capacity {r.capacity} of policy "
+                        f"'{r.name}', so no request could ever pass. Fix: lower cost or raise the policy's "
+                        "burst/limit.",
+                    )
             self._cost_number = cost
         if clock is not None and not callable(clock):
             raise HaltConfigError(
@@ -281,17 +326,29 @@ class RateLimiter:
         self._fallback: Optional[InMemoryStore] = None
         self._allowed = _Counter()
         self._blocked = _Counter()
+        self._shadow_blocked = _Counter()
         #: Penalties (halt.core.penalty): blocked requests record violations; a penalised key gets a scaled rule.
         self._penalties = check_penalties(penalties, self._sync)
-        self._fast = self._local and self._penalties is None
+        if self._penalties is not None and rules is not None:
+            raise HaltConfigError(
+                "HALT_INVALID_OPTIONS",
+                "RateLimiter: penalties apply to a limiter with one enforced policy, not to several or shadow ones. "
+                "Fix: put the penalties on a limiter of their own.",
+            )
+        self._fast = self._local and rules is None and self._penalties is None
         self._consume: Callable[[str, str, Rule, float, float], Outcome] = cast(Store, store).consume
 
     # ---- public API -------------------------------------------------------------------------------------
 
     @property
     def policy(self) -> Policy:
-        """The policy as given (with a policy function: the default policy)."""
+        """The policy as given (with a policy function: the default policy; with several: the first enforced)."""
         return self.rule.policy
+
+    @property
+    def policies(self) -> list[Policy]:
+        """Every policy this limiter decides with, in order (one, unless it was given several)."""
+        return [r.policy for r in self._set or [self.rule]]
 
     @property
     def store_down(self) -> bool:
@@ -334,6 +391,9 @@ class RateLimiter:
             self._async_only("check")
         if not isinstance(key, str):
             return self._check_request(key, cost, algorithm, "check")
+        if self._set is not None:
+            costs = self._costs_of(self._set, None if cost is None else _checked_cost(cost), algorithm)
+            return self._set_sync(key, self._set, self._clock(), costs, "check", None)
         rule = self.rule if algorithm is None else self._override(algorithm)
         c = rule.cost if cost is None else _checked_cost(cost)
         now = self._clock()
@@ -353,6 +413,9 @@ class RateLimiter:
             return await _to_thread(self.check, key, cost, algorithm)
         if not isinstance(key, str):
             return await self._acheck_request(key, cost, algorithm, "check")
+        if self._set is not None:
+            costs = self._costs_of(self._set, None if cost is None else _checked_cost(cost), algorithm)
+            return await self._set_async(key, self._set, self._clock(), costs, "check", None)
         rule = self.rule if algorithm is None else self._override(algorithm)
         c = rule.cost if cost is None else _checked_cost(cost)
         if self._penalties is not None:
@@ -372,6 +435,8 @@ class RateLimiter:
             self._async_only("peek")
         if not isinstance(key, str):
             return self._check_request(key, None, algorithm, "peek")
+        if self._set is not None:
+            return self._set_sync(key, self._set, self._clock(), self._costs_of(self._set, 0, algorithm), "peek", None)
         rule = self.rule if algorithm is None else self._override(algorithm)
         now = self._clock()
         if self._penalties is not None:
@@ -385,6 +450,9 @@ class RateLimiter:
             return self.peek(key, algorithm) if self._local else await _to_thread(self.peek, key, algorithm)
         if not isinstance(key, str):
             return await self._acheck_request(key, None, algorithm, "peek")
+        if self._set is not None:
+            costs = self._costs_of(self._set, 0, algorithm)
+            return await self._set_async(key, self._set, self._clock(), costs, "peek", None)
         rule = self.rule if algorithm is None else self._override(algorithm)
         if self._penalties is not None:
             return await self._apenalised(key, rule, self._clock(), 0, "peek", None)
@@ -437,14 +505,14 @@ class RateLimiter:
         active = -1
         if size is not None and self._sync:
             active = sum(size(r.ns) for r in list(self._rules.values()))
-        return LimiterStats(self._allowed.value, self._blocked.value, active)
+        return LimiterStats(self._allowed.value, self._blocked.value, active, self._shadow_blocked.value)
 
     async def astats(self) -> LimiterStats:
         size = getattr(self.store, "size", None)
         if self._sync or size is None:
             return self.stats()
         sizes = await asyncio.gather(*(size(r.ns) for r in list(self._rules.values())))
-        return LimiterStats(self._allowed.value, self._blocked.value, sum(sizes))
+        return LimiterStats(self._allowed.value, self._blocked.value, sum(sizes), self._shadow_blocked.value)
 
     def cleanup_expired(self) -> int:
         """Delete the store's expired keys now (the in-memory store also does it periodically). Returns how many
@@ -524,8 +592,10 @@ class RateLimiter:
         from halt.http.headers import write_rate_limit_headers
 
         if format == "ietf":
-            rule = self._rule_named(d.policy)
-            write_rate_limit_headers(d, format, target, set_header, rule.window_ms / 1000, self._clock())  # type: ignore[arg-type]
+            window: Union[float, Callable[[str], float]] = (
+                self._rule_named(d.policy).window_ms / 1000 if d.policies is None else self._window_of
+            )
+            write_rate_limit_headers(d, format, target, set_header, window, self._clock())  # type: ignore[arg-type]
         else:
             write_rate_limit_headers(d, format, target, set_header)  # type: ignore[arg-type]
 
@@ -542,6 +612,10 @@ class RateLimiter:
             if op == "check" and self._telemetry is not None:
                 self._telemetry.decision(DecisionEvent(r.key, 0, d, request_id=request_id_of(req)))
             return d
+        rules = self._set_of(r.rule)
+        if rules is not None:
+            costs = self._request_costs(rules, r, cost, algorithm, op)
+            return self._set_sync(r.key, rules, self._clock(), costs, op, req)
         rule = r.rule if algorithm is None else self._override_of(r.rule, algorithm)
         now = self._clock()
         if self._penalties is not None:
@@ -561,6 +635,10 @@ class RateLimiter:
             if op == "check" and self._telemetry is not None:
                 self._telemetry.decision(DecisionEvent(r.key, 0, d, request_id=request_id_of(req)))
             return d
+        rules = self._set_of(r.rule)
+        if rules is not None:
+            costs = self._request_costs(rules, r, cost, algorithm, op)
+            return await self._set_async(r.key, rules, self._clock(), costs, op, req)
         rule = r.rule if algorithm is None else self._override_of(r.rule, algorithm)
         if self._penalties is not None:
             return await self._apenalised(r.key, rule, self._clock(), 0 if op == "peek" else r.cost, op, req)
@@ -590,7 +668,7 @@ class RateLimiter:
             strategy = http.strategy_of(self.rule.policy.key_strategy)
             return _Resolved(self.rule, client_key, 0, exempt, client_ip, strategy)
         rule = self.rule if self._resolver is None else self._rule_for(req, trace)
-        strategy = http.strategy_of(rule.policy.key_strategy)
+        strategy = http.strategy_of(self._strategy_of(rule))
         if strategy == "ip":
             key: Optional[str] = client.key if client is not None else UNKNOWN_IP_KEY
         else:
@@ -623,7 +701,9 @@ class RateLimiter:
                 trace.append("the policy function returned no policy: default policy")
             return self.rule
         try:
-            cache_key: Hashable = p if isinstance(p, Policy) else ("mapping", tuple(sorted(p.items())))
+            cache_key: Hashable = (
+                ("set", tuple(_policy_key(x) for x in p)) if isinstance(p, (list, tuple)) else _policy_key(p)
+            )
             hash(cache_key)
         except Exception:
             cache_key = None
@@ -631,8 +711,22 @@ class RateLimiter:
             hit = self._resolved.get(cache_key)
             if hit is not None:
                 return hit
+        if isinstance(p, (list, tuple)):
+            rule = self._compile_resolved_set(p)
+        else:
+            rule = self._compile_resolved(p)
+        if cache_key is not None:
+            if len(self._resolved) >= _CACHE_MAX:
+                self._resolved.clear()
+            self._resolved[cache_key] = rule
+        return rule
+
+    def _compile_resolved(self, p: Any) -> Rule:
+        """A policy a resolver returned, compiled: its rule, or the default rule when it is invalid."""
         try:
-            rule = compile_policy(to_policy(p))
+            rule = compile_shadowed(p, self._shadow_mode)
+            if rule.shadow and not callable(getattr(self.store, "consume_set", None)):
+                raise ValueError(f"policy '{rule.name}' is shadow but the store has no consume_set()")
             if self.http.strategy_of(rule.policy.key_strategy) == "custom" and self.http.key_extractor is None:
                 raise ValueError(f"policy '{rule.name}' uses key_strategy 'custom' but no key_extractor is set")
             known = self._rules.get(rule.ns)
@@ -643,10 +737,6 @@ class RateLimiter:
         except Exception as e:
             self._resolver_failed(f"returned an invalid policy ({e})")
             rule = self.rule
-        if cache_key is not None:
-            if len(self._resolved) >= _CACHE_MAX:
-                self._resolved.clear()
-            self._resolved[cache_key] = rule
         return rule
 
     def _resolver_failed(self, what: str) -> None:
@@ -753,8 +843,16 @@ class RateLimiter:
         return self._record(key, cost, rule, d, t0, store_error, request)
 
     def _record(
-        self, key: str, cost: float, rule: Rule, d: Decision, t0: float, store_error: Optional[str], request: Any
+        self,
+        key: str,
+        cost: float,
+        rule: Optional[Rule],
+        d: Decision,
+        t0: float,
+        store_error: Optional[str],
+        request: Any,
     ) -> Decision:
+        """Count a decision and report it (``rule``: see ``_report``)."""
         if d.allowed:
             self._allowed.bump()
         else:
@@ -764,20 +862,34 @@ class RateLimiter:
         return d
 
     def _report(
-        self, key: str, cost: float, rule: Rule, d: Decision, t0: float, store_error: Optional[str], request: Any
+        self,
+        key: str,
+        cost: float,
+        rule: Optional[Rule],
+        d: Decision,
+        t0: float,
+        store_error: Optional[str],
+        request: Any,
     ) -> None:
-        """The decision to telemetry, then the near-limit signal when this admission took ``rule`` from below the
-        ``near_limit`` fraction of its capacity to it or beyond (one request id for both)."""
+        """The decision to telemetry, then (unless ``rule`` is None: a set's overall decision, whose policies
+        signal on their own) the near-limit signal for ``rule``, with one request id for both."""
         t = cast(TelemetryHub, self._telemetry)
         rid = None if request is None else request_id_of(request)
         t.decision(DecisionEvent(key, cost, d, store_error, False, rid, _perf_ms() - t0))
+        if rule is not None:
+            self._near_limit(key, cost, rule, d, rid)
+
+    def _near_limit(self, key: str, cost: float, rule: Rule, d: Decision, rid: Optional[str]) -> None:
+        """Fire ``on_near_limit`` when this admission took ``rule`` from below the ``near_limit`` fraction of its
+        capacity to it or beyond (a shadow policy's event says ``shadow=True``)."""
+        t = cast(TelemetryHub, self._telemetry)
         if not t.has_near_limit or not d.allowed or cost <= 0 or d.reason is not None:
             return
         threshold = rule.capacity * self._near_fraction
         used = rule.capacity - d.remaining
         if used + 1e-9 < threshold or used - cost >= threshold:
             return
-        t.near_limit(DecisionEvent(key, cost, d, None, False, rid))
+        t.near_limit(DecisionEvent(key, cost, d, None, rule.shadow, rid))
 
     def _store_failed(self, error: BaseException, key: str, rule: Rule, op: str) -> None:
         self._circuit.failure(self._clock())
@@ -821,13 +933,17 @@ class RateLimiter:
                 return self._finish(key, cost, rule, o, t0, None, request) if op == "check" else to_decision(rule, o)
         return self._degraded(key, rule, now, cost, op, t0, request)
 
+    def _fallback_store(self) -> InMemoryStore:
+        """The in-memory store that decides while the store is down (``on_store_error='fallback'``)."""
+        if self._fallback is None:
+            self._fallback = InMemoryStore(sweep_interval=0)
+        return self._fallback
+
     def _degraded(self, key: str, rule: Rule, now: float, cost: float, op: str, t0: float, request: Any) -> Decision:
         """The decision while the store is down, as ``on_store_error`` says."""
         mode = self._on_store_error
         if mode == "fallback":
-            if self._fallback is None:
-                self._fallback = InMemoryStore(sweep_interval=0)
-            fb = self._fallback
+            fb = self._fallback_store()
             if op == "check":
                 return self._finish(key, cost, rule, fb.consume(rule.ns, key, rule, now, cost), t0, mode, request)
             return to_decision(rule, fb.peek(rule.ns, key, rule, now))
@@ -844,6 +960,174 @@ class RateLimiter:
         d = to_decision(rule, o)
         d.reason = "store_error"
         return self._record(key, cost, rule, d, t0, mode, request) if op == "check" else d
+
+    # ---- limit sets (docs/sets.md) -------------------------------------------------------------------------
+
+    def _set_of(self, rule: Rule) -> Optional[list[Rule]]:
+        """The rules a request under ``rule`` is checked against as a set, or None for a single-policy check."""
+        if rule is self.rule:
+            return self._set
+        known = self._sets_by_head.get(rule)
+        if known is not None:
+            return known[0]
+        return [rule] if rule.shadow else None
+
+    def _strategy_of(self, rule: Rule) -> Optional[str]:
+        """The key strategy of a request under ``rule``: its set's, if it heads one."""
+        if rule is self.rule and self._set_strategy is not None:
+            return self._set_strategy
+        known = self._sets_by_head.get(rule)
+        return known[1] if known is not None else rule.policy.key_strategy
+
+    def _costs_of(self, rules: Sequence[Rule], given: Optional[float], algorithm: Optional[str]) -> list[float]:
+        """Each rule's cost: one given for the request (explicit, or the limiter's cost option), else each
+        policy's own. A set has no per-request algorithm: asking for one is a programming error."""
+        if algorithm is not None:
+            raise HaltConfigError(
+                "HALT_INVALID_OPTIONS",
+                "check(): the algorithm option does not apply to a limiter with several policies or shadow ones. "
+                "Fix: set algorithm on each policy.",
+            )
+        c = self._cost_number if given is None else given
+        return [r.cost if c is None else c for r in rules]
+
+    def _request_costs(
+        self, rules: Sequence[Rule], r: _Resolved, cost: Optional[float], algorithm: Optional[str], op: str
+    ) -> list[float]:
+        if op == "peek":
+            return self._costs_of(rules, 0, algorithm)
+        uniform = r.cost if cost is not None or self._cost_fn is not None else None
+        return self._costs_of(rules, uniform, algorithm)
+
+    def _compile_resolved_set(self, policies: Sequence[Any]) -> Rule:
+        """A set a resolver returned, compiled: its head rule (first enforced), or the default rule when invalid."""
+        try:
+            rules = compile_set(policies, self._shadow_mode)
+            if not callable(getattr(self.store, "consume_set", None)):
+                raise ValueError("several policies need a store with consume_set()")
+            if self._penalties is not None:
+                raise ValueError("penalties apply to one enforced policy, not to a set")
+            strategy = next((r.policy.key_strategy for r in rules if r.policy.key_strategy), None)
+            if self.http.strategy_of(strategy) == "custom" and self.http.key_extractor is None:
+                raise ValueError("a policy uses key_strategy 'custom' but no key_extractor is set")
+            for r in rules:
+                self._rules.setdefault(r.ns, r)
+            head = next((r for r in rules if not r.shadow), rules[0])
+            self._sets_by_head[head] = (rules, strategy)
+            return head
+        except Exception as e:
+            self._resolver_failed(f"returned an invalid set of policies ({e})")
+            return self.rule
+
+    def _set_sync(self, key: str, rules: list[Rule], now: float, costs: list[float], op: str, request: Any) -> Decision:
+        """A check or peek of a set on a synchronous store (the remote ones under the failure policy)."""
+        store = cast(SetStore, self.store)
+        t0 = 0.0 if self._telemetry is None else _perf_ms()
+        if self._local:
+            if op == "peek":
+                return combine(rules, [to_decision(r, store.peek(r.ns, key, r, now)) for r in rules])
+            return self._finish_set(key, rules, costs, store.consume_set(key, rules, now, costs), t0, None, request)
+        if self._circuit.allows(now):
+            try:
+                if op == "check":
+                    outcomes = store.consume_set(key, rules, now, costs)
+                else:
+                    outcomes = [store.peek(r.ns, key, r, now) for r in rules]
+            except Exception as error:
+                self._store_failed(error, key, self.rule, op)
+            else:
+                self._circuit.success()
+                return self._set_answer(key, rules, costs, outcomes, t0, op, request)
+        return self._set_degraded(key, rules, now, costs, op, t0, request)
+
+    async def _set_async(
+        self, key: str, rules: list[Rule], now: float, costs: list[float], op: str, request: Any
+    ) -> Decision:
+        """A check or peek of a set on an asyncio store, under the timeout and the failure policy."""
+        t0 = 0.0 if self._telemetry is None else _perf_ms()
+        if self._circuit.allows(now):
+            store = cast(AsyncSetStore, self.store)
+            try:
+                call: Awaitable[list[Outcome]]
+                if op == "check":
+                    call = store.consume_set(key, rules, now, costs)
+                else:
+                    call = asyncio.gather(*(store.peek(r.ns, key, r, now) for r in rules))
+                outcomes = await _with_timeout(call, self._timeout)
+            except Exception as error:
+                self._store_failed(error, key, self.rule, op)
+            else:
+                self._circuit.success()
+                return self._set_answer(key, rules, costs, list(outcomes), t0, op, request)
+        return self._set_degraded(key, rules, now, costs, op, t0, request)
+
+    def _set_answer(
+        self, key: str, rules: list[Rule], costs: list[float], outcomes: list[Outcome], t0: float, op: str, request: Any
+    ) -> Decision:
+        if op == "check":
+            return self._finish_set(key, rules, costs, outcomes, t0, None, request)
+        return combine(rules, [to_decision(r, o) for r, o in zip(rules, outcomes)])
+
+    def _set_degraded(
+        self, key: str, rules: list[Rule], now: float, costs: list[float], op: str, t0: float, request: Any
+    ) -> Decision:
+        """A set while the store is down: 'fallback' decides it in memory, atomically (so does a set whose every
+        policy is shadow: it never rejects); 'open' and 'closed' answer for the first enforced policy."""
+        mode = self._on_store_error
+        if mode == "fallback" or all(r.shadow for r in rules):
+            fb = self._fallback_store()
+            if op == "peek":
+                return combine(rules, [to_decision(r, fb.peek(r.ns, key, r, now)) for r in rules])
+            outcomes = fb.consume_set(key, rules, now, costs)
+            return self._finish_set(key, rules, costs, outcomes, t0, "fallback", request)
+        i = next(i for i, r in enumerate(rules) if not r.shadow)
+        return self._degraded(key, rules[i], now, costs[i] if op == "check" else 0, op, t0, request)
+
+    def _finish_set(
+        self,
+        key: str,
+        rules: list[Rule],
+        costs: list[float],
+        outcomes: list[Outcome],
+        t0: float,
+        store_error: Optional[str],
+        request: Any,
+    ) -> Decision:
+        """Count and report a set's decision: the enforced one (without a near-limit signal of its own), each
+        shadow policy's, then one near-limit signal per policy that crossed its threshold."""
+        decisions = [to_decision(r, o) for r, o in zip(rules, outcomes)]
+        d = combine(rules, decisions)
+        t = self._telemetry
+        if d.shadow:
+            self._allowed.bump()
+        elif t is not None:
+            cost = next(c for r, c in zip(rules, costs) if r.name == d.policy)
+            self._record(key, cost, None, d, t0, store_error, request)
+        else:
+            (self._allowed if d.allowed else self._blocked).bump()
+        if t is None:
+            for rule, p in zip(rules, decisions):
+                if rule.shadow and not p.allowed:
+                    self._shadow_blocked.bump()
+            return d
+        rid = None if request is None else request_id_of(request)
+        # A shadow policy consumed only if every policy admitted (evaluate_set).
+        every = all(p.allowed for p in decisions)
+        for rule, p, c in zip(rules, decisions, costs):
+            if not rule.shadow:
+                if d.allowed:
+                    self._near_limit(key, c, rule, p, rid)
+                continue
+            if not p.allowed:
+                self._shadow_blocked.bump()
+            t.decision(DecisionEvent(key, c, p, store_error, True, rid, _perf_ms() - t0))
+            if every:
+                self._near_limit(key, c, rule, p, rid)
+        return d
+
+    def _window_of(self, name: str) -> float:
+        """Seconds of the window of the policy named ``name`` (the IETF headers of a set)."""
+        return self._rule_named(name).window_ms / 1000
 
     # ---- rules ------------------------------------------------------------------------------------------
 
@@ -881,6 +1165,7 @@ class RateLimiter:
     def _zero(self) -> None:
         self._allowed.zero()
         self._blocked.zero()
+        self._shadow_blocked.zero()
 
     def _async_only(self, method: str) -> None:
         raise HaltConfigError(
@@ -942,6 +1227,11 @@ def to_decision(rule: Rule, o: Outcome) -> Decision:
         o.reason,
         o.delay_ms / 1000,
     )
+
+
+def _policy_key(p: Any) -> Hashable:
+    """A resolver's policy (a Policy or a mapping) as a cache key."""
+    return p if isinstance(p, Policy) else ("mapping", tuple(sorted(p.items())))
 
 
 def _valid_cost(c: object) -> bool:

@@ -24,6 +24,7 @@ class Rule:
     """A validated, compiled policy. Immutable by convention; algorithms read only these numbers."""
 
     __slots__ = (
+        "__weakref__",
         "algorithm",
         "block_ms",
         "bucket_ms",
@@ -38,6 +39,7 @@ class Rule:
         "policy",
         "precision",
         "rate",
+        "shadow",
         "shaping",
         "state_size",
         "step",
@@ -76,6 +78,8 @@ class Rule:
         self.bucket_ms = window_ms / precision
         self.shaping = shaping
         self.block_ms = block_ms
+        #: ``mode='shadow'``: evaluated and reported, never rejects.
+        self.shadow = policy.mode == "shadow"
         #: Storage namespace: policy name and algorithm code, e.g. ``api:tb``.
         self.ns = f"{name}:{algorithm.code}"
         self.state_size = algorithm.size(self)
@@ -215,5 +219,11 @@ def compile_policy(policy: PolicyLike) -> Rule:
             "HALT_UNKNOWN_KEY_STRATEGY",
             f"policy '{name}': unknown key_strategy {_show(p.key_strategy)}. "
             f"Fix: use one of {', '.join(KeyStrategy.ALL)} (the KeyStrategy constants).",
+        )
+    if p.mode is not None and p.mode not in ("enforce", "shadow"):
+        raise HaltConfigError(
+            "HALT_INVALID_MODE",
+            f"policy '{name}': mode must be 'enforce' or 'shadow', got {_show(p.mode)}. "
+            "Fix: omit it (enforce) or mode='shadow' to only report.",
         )
     return Rule(p, name, impl, p.limit, window_ms, burst, cost, precision, mode == "shaping", block_ms)

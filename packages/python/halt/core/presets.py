@@ -21,6 +21,13 @@ STRICT_API = Policy(name="strict_api", limit=20, window=60, burst=25, algorithm=
 #: Generous: 1000 per minute, bursts of 1200.
 GENEROUS_API = Policy(name="generous_api", limit=1000, window=60, burst=1200, algorithm="token_bucket")
 
+#: A limit set: 10 per second (bursts of 20) and 10,000 per UTC day, decided as one
+#: (``RateLimiter(policy=presets.PER_SECOND_AND_DAY)``).
+PER_SECOND_AND_DAY: tuple[Policy, ...] = (
+    Policy(name="per_second", limit=10, window=1, burst=20, algorithm="token_bucket"),
+    Policy(name="per_day", limit=10_000, window=86_400, algorithm="fixed_window"),
+)
+
 # Plan limits per hour.
 PLAN_FREE = Policy(name="plan_free", limit=100, window=3600, algorithm="token_bucket")
 PLAN_STARTER = Policy(name="plan_starter", limit=500, window=3600, algorithm="token_bucket")
@@ -61,6 +68,7 @@ __all__ = [
     "AUTH_ENDPOINTS",
     "EXPENSIVE_OPS",
     "GENEROUS_API",
+    "PER_SECOND_AND_DAY",
     "PLANS",
     "PLAN_BUSINESS",
     "PLAN_ENTERPRISE",

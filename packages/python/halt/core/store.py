@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional, Union
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
 from typing_extensions import Protocol, runtime_checkable
 
@@ -56,6 +56,25 @@ class AsyncStore(Protocol):
     async def reset(self, ns: str, id: str) -> None: ...
 
     async def clear(self, ns: Optional[str] = None) -> None: ...
+
+
+class SetStore(Store, Protocol):
+    """A Store that decides limit sets: a limiter with several policies (or shadow ones) needs ``consume_set``.
+
+    ``consume_set`` is one check of identity ``id`` against several rules (each under its ``rule.ns``), decided as
+    ``evaluate_set()`` says (all or nothing across the enforced rules). ``costs[i]`` goes with ``rules[i]``; the
+    outcomes come in the same order. Each store documents how atomic it is (docs/sets.md).
+    """
+
+    def consume_set(self, id: str, rules: Sequence[Rule], now: float, costs: Sequence[float]) -> list[Outcome]: ...
+
+
+class AsyncSetStore(AsyncStore, Protocol):
+    """The asyncio form of SetStore."""
+
+    async def consume_set(
+        self, id: str, rules: Sequence[Rule], now: float, costs: Sequence[float]
+    ) -> list[Outcome]: ...
 
 
 AnyStore = Union[Store, AsyncStore]

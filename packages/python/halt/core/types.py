@@ -69,12 +69,27 @@ class Policy:
     leaky_mode: Optional[str] = None
     #: HTTP layer: how a request maps to an identity. Default ``ip``.
     key_strategy: Optional[str] = None
+    #: ``'enforce'`` (default) or ``'shadow'``: a shadow policy is evaluated and reported (telemetry events with
+    #: ``shadow=True``, ``stats().shadow_blocked``) but never rejects nor adds headers. Its counters are the
+    #: policy's own, so switching it to ``'enforce'`` later keeps them.
+    mode: Optional[str] = None
 
 
 class Decision:
     """The outcome of one check, as returned by ``limiter.check()``."""
 
-    __slots__ = ("allowed", "delay", "limit", "policy", "reason", "remaining", "reset_at", "retry_after")
+    __slots__ = (
+        "allowed",
+        "delay",
+        "limit",
+        "policies",
+        "policy",
+        "reason",
+        "remaining",
+        "reset_at",
+        "retry_after",
+        "shadow",
+    )
 
     def __init__(
         self,
@@ -86,6 +101,8 @@ class Decision:
         policy: str,
         reason: Optional[str] = None,
         delay: float = 0.0,
+        policies: Optional[list[Decision]] = None,
+        shadow: bool = False,
     ) -> None:
         self.allowed = allowed
         #: The policy's limit (units per window).
@@ -102,12 +119,20 @@ class Decision:
         self.reason = reason
         #: Leaky bucket in shaping mode: seconds the caller should wait before serving. Otherwise 0.
         self.delay = delay
+        #: A limiter with several policies (or shadow ones): each policy's own decision, in the limiter's order. A
+        #: policy that would have admitted a request the others rejected reports its state as it stands.
+        self.policies = policies
+        #: True on the decision of a shadow policy (in ``policies``, and in telemetry), and on the decision of a
+        #: limiter whose every policy is shadow: that one always admits and sends no headers.
+        self.shadow = shadow
 
     def __repr__(self) -> str:
+        extra = "" if self.policies is None else f", policies={self.policies!r}"
+        extra += ", shadow=True" if self.shadow else ""
         return (
             f"Decision(allowed={self.allowed}, limit={self.limit}, remaining={self.remaining}, "
             f"reset_at={self.reset_at}, retry_after={self.retry_after}, policy={self.policy!r}, "
-            f"reason={self.reason!r}, delay={self.delay})"
+            f"reason={self.reason!r}, delay={self.delay}{extra})"
         )
 
     def __eq__(self, other: object) -> bool:

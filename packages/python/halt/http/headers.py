@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Callable, Optional, TypeVar, Union
 
 from typing_extensions import Literal
 
@@ -91,30 +91,38 @@ def write_rate_limit_headers(
     format: str,
     target: T,
     set_header: Callable[[T, str, str], None],
-    window_seconds: float = 0.0,
+    window_seconds: Union[float, Callable[[str], float]] = 0.0,
     now_ms: float = 0.0,
 ) -> None:
     """Write the headers describing ``d`` to ``target`` with ``set_header(target, name, value)``.
 
     ``window_seconds`` and ``now_ms`` are only read by the ``'ietf'`` format (its ``w`` and relative ``t``).
-    Exempt decisions get no headers.
+    Exempt decisions, and those of a limiter whose every policy is shadow, get no headers. A decision of several
+    policies (``d.policies``) gets, in the ``'ietf'`` format, one list item per enforced policy in each field
+    (``window_seconds`` then maps a policy name to its window); the other formats describe ``d`` itself.
 
     Example::
 
         write_rate_limit_headers(d, "standard", response, lambda r, n, v: r.headers.__setitem__(n, v))
     """
-    if d.reason == "exempt":
+    if d.reason == "exempt" or d.shadow:
         return
     if format == "standard":
         set_header(target, "RateLimit-Limit", _whole(d.limit))
         set_header(target, "RateLimit-Remaining", js_number(d.remaining))
         set_header(target, "RateLimit-Reset", js_number(d.reset_at))
     elif format == "ietf":
-        name = _sf_string(d.policy)
-        t = max(0, d.reset_at - math.floor(now_ms / 1000))
-        w = max(1, math.ceil(window_seconds))
-        set_header(target, "RateLimit-Policy", f"{name};q={_whole(d.limit)};w={w}")
-        set_header(target, "RateLimit", f"{name};r={js_number(d.remaining)};t={js_number(t)}")
+        items = [d] if d.policies is None else [p for p in d.policies if not p.shadow]
+        policy: list[str] = []
+        limit: list[str] = []
+        for p in items:
+            name = _sf_string(p.policy)
+            t = max(0, p.reset_at - math.floor(now_ms / 1000))
+            w = max(1, math.ceil(window_seconds(p.policy) if callable(window_seconds) else window_seconds))
+            policy.append(f"{name};q={_whole(p.limit)};w={w}")
+            limit.append(f"{name};r={js_number(p.remaining)};t={js_number(t)}")
+        set_header(target, "RateLimit-Policy", ", ".join(policy))
+        set_header(target, "RateLimit", ", ".join(limit))
     elif format == "legacy":
         set_header(target, "X-RateLimit-Limit", _whole(d.limit))
         set_header(target, "X-RateLimit-Remaining", js_number(d.remaining))

@@ -15,13 +15,14 @@ import time
 import weakref
 from collections import OrderedDict
 from enum import Enum
-from typing import Any, Callable, Generator, Generic, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, Generator, Generic, List, Optional, Sequence, Tuple, TypeVar, Union, cast
 
 from typing_extensions import Literal
 
 from halt.core.algorithms.kernel import evaluate, fits
 from halt.core.errors import HaltConfigError
 from halt.core.policy import Rule
+from halt.core.sets import SetResult, evaluate_set
 from halt.core.types import Outcome
 from halt.stores.redis.keys import escape_key_part, storage_key
 
@@ -99,7 +100,7 @@ class Written(Generic[V]):
 class CasCounters:
     """Counters for tests, benchmarks and dashboards (plain integers: under threads an increment may rarely be lost)."""
 
-    __slots__ = ("checks", "conflicts", "locked", "reads", "writes")
+    __slots__ = ("checks", "conflicts", "locked", "reads", "set_leaked", "writes")
 
     def __init__(self) -> None:
         #: Checks and peeks answered.
@@ -112,12 +113,15 @@ class CasCounters:
         self.conflicts = 0
         #: Checks that went on under a lock after repeated conflicts (stores that have one: PostgreSQL).
         self.locked = 0
+        #: Limit sets: units taken, per namespace, for requests the set then rejected, because another writer changed
+        #: a later policy's key between this check's reads and its writes (docs/sets.md). Rare; never an over-admission.
+        self.set_leaked: Dict[str, float] = {}
 
     def as_dict(self) -> dict[str, int]:
         return {k: getattr(self, k) for k in ("checks", "reads", "writes", "conflicts", "locked")}
 
     def __repr__(self) -> str:
-        return f"CasCounters({self.as_dict()})"
+        return f"CasCounters({self.as_dict()}, set_leaked={self.set_leaked})"
 
 
 class CasConflictError(Exception):
@@ -190,7 +194,8 @@ def new_version() -> int:
 
 
 class _Check:
-    """One check waiting for its key (sync form: with the event its thread waits on)."""
+    """One check waiting for its key (sync form: with the event its thread waits on). A limit-set check
+    (``_SetCheck``) waits for its keys the same way; its outcome is then a list, one per policy."""
 
     __slots__ = ("cost", "error", "event", "future", "group", "now", "outcome", "rule")
 
@@ -198,18 +203,32 @@ class _Check:
         self.rule = rule
         self.now = now
         self.cost = cost
-        self.outcome: Optional[Outcome] = None
+        self.outcome: Any = None
         self.error: Optional[BaseException] = None
         self.event: Optional[threading.Event] = None
         #: Set on a waiting thread's check when it is to run the next group itself.
         self.group: Optional[List[_Check]] = None
-        self.future: Optional[asyncio.Future[Outcome]] = None
+        self.future: Optional[asyncio.Future[Any]] = None
 
 
-# The I/O a step of the loop asks for (see _CasCore._update): the sync and async drivers perform it.
-_READ, _WRITE, _SLEEP, _LOCK = range(4)
+class _SetCheck(_Check):
+    """One limit-set check: ``rules[i]`` with ``costs[i]``; ``rule`` is the first."""
+
+    __slots__ = ("costs", "rules")
+
+    def __init__(self, rules: Sequence[Rule], now: float, costs: Sequence[float]) -> None:
+        super().__init__(rules[0], now, costs[0])
+        self.rules = rules
+        self.costs = costs
+
+
+# The I/O a step of the loop asks for (see _CasCore._update): the sync and async drivers perform it. _READ_ALL reads
+# several keys (a limit set's), at once where the driver can (asyncio).
+_READ, _WRITE, _SLEEP, _LOCK, _READ_ALL = range(5)
 _Op = Tuple[Any, ...]
-_Steps = Generator[_Op, Any, List[Outcome]]
+_Steps = Generator[_Op, Any, List[Any]]
+#: The loop of one group of checks of one key (or of one set's keys), as I/O requests: outcomes per check.
+_Run = Callable[[List[Any]], _Steps]
 Apply = Callable[[Optional[Versioned[Any]]], Optional[Next]]
 
 
@@ -332,6 +351,163 @@ class _CasCore(Generic[V]):
             fresh = True
         raise CasConflictError(key, self.max_attempts)
 
+    def _update_set(self, keys: List[str], group: List[_SetCheck]) -> _Steps:
+        """A group of limit-set checks of one identity: read every policy's key, decide with ``evaluate_set()``, then
+        write each changed key with its own conditional write, the policies with the least headroom first. A conflict
+        before any units are taken starts over from fresh reads, so the decision is as atomic as a single key's; one
+        after some were taken goes on key by key (``_finish_set``). Returns each check's outcomes."""
+        n = len(keys)
+        rules = group[0].rules
+        for attempt in range(self.max_attempts):
+            if attempt >= 2:
+                yield (_SLEEP, random.random() * min(32, 2 ** (attempt - 1)) / 1000)
+            self.counters.reads += n
+            records: List[Optional[Versioned[V]]] = yield (_READ_ALL, [(k, r.ns) for k, r in zip(keys, rules)])
+            # The group's checks in order, each on the states the ones before it left.
+            states: List[Optional[List[float]]] = [None if rec is None else rec.state for rec in records]
+            results: List[SetResult] = []
+            for c in group:
+                res = evaluate_set(states, c.now, c.costs, c.rules)
+                states = [s if t is None else t for s, t in zip(states, res.states)]
+                results.append(res)
+            takes = [any(res.outcomes[i].allowed and res.states[i] is not None for res in results) for i in range(n)]
+            writes = []
+            for i in range(n):
+                nxt, prev = states[i], records[i]
+                if nxt is None or (prev is not None and nxt is prev.state):
+                    continue
+                if prev is not None and fits(prev.state, rules[i]) and prev.state == nxt:
+                    continue
+                writes.append(i)
+            # Units are taken first from the policy closest to its limit: the one most likely to reject on a retry.
+            last = results[-1]
+            writes.sort(key=lambda i: last.outcomes[i].remaining / rules[i].capacity if takes[i] else 2)
+            taken: List[int] = []
+            retry = False
+            for w, i in enumerate(writes):
+                self.counters.writes += 1
+                nxt_i = cast(List[float], states[i])
+                written: Written[V] = yield (
+                    _WRITE,
+                    keys[i],
+                    rules[i].ns,
+                    self._set_next(group, results, i, nxt_i),
+                    records[i],
+                )
+                if written.ok:
+                    if takes[i]:
+                        taken.append(i)
+                    continue
+                self.counters.conflicts += 1
+                if not taken:
+                    retry = True
+                    break
+                yield from self._finish_set(keys, group, results, writes[w:], written.current, taken)
+                break
+            if retry:
+                continue
+            self.counters.checks += len(group)
+            return [res.outcomes for res in results]
+        raise CasConflictError(keys[0], self.max_attempts)
+
+    def _finish_set(
+        self,
+        keys: List[str],
+        group: List[_SetCheck],
+        results: List[SetResult],
+        rest: List[int],
+        handed: Union[Versioned[V], Literal[_Unknown.UNKNOWN], None],
+        taken: List[int],
+    ) -> Generator[_Op, Any, None]:
+        """After a conflict once units were taken: write the remaining policies one by one, the group's checks
+        stepped again on each one's current record. A check that took units before keeps taking them if the policy
+        still admits it; if an enforced policy now rejects it, the check is rejected and takes nothing from the
+        policies after (the units already taken stay taken: ``counters.set_leaked``). Other checks take nothing here
+        (a cooldown such a race would start is not written)."""
+        known = handed
+        for i in rest:
+            ns = group[0].rules[i].ns
+            attempt = 0
+            while True:
+                if attempt >= self.max_attempts:
+                    raise CasConflictError(keys[i], self.max_attempts)
+                if attempt >= 2:
+                    yield (_SLEEP, random.random() * min(32, 2 ** (attempt - 1)) / 1000)
+                attempt += 1
+                if known is UNKNOWN:
+                    self.counters.reads += 1
+                    known = yield (_READ, keys[i], ns)
+                state: Optional[List[float]] = None if known is None else known.state
+                outs: Dict[int, Outcome] = {}
+                flipped: List[int] = []
+                changed = False
+                for j, c in enumerate(group):
+                    res = results[j]
+                    rule = c.rules[i]
+                    planned = res.outcomes[i]
+                    if not res.allowed or not planned.allowed or res.states[i] is None:
+                        if planned.allowed:
+                            outs[j] = evaluate(state, c.now, 0, rule)[1]
+                        continue
+                    stepped, o = evaluate(state, c.now, c.costs[i], rule)
+                    outs[j] = o
+                    if not o.allowed:
+                        if not rule.shadow:
+                            flipped.append(j)
+                        continue
+                    state = stepped
+                    changed = True
+                if changed:
+                    self.counters.writes += 1
+                    nxt = self._set_next(group, results, i, cast(List[float], state), outs)
+                    written: Written[V] = yield (_WRITE, keys[i], ns, nxt, known)
+                    if not written.ok:
+                        self.counters.conflicts += 1
+                        known = written.current
+                        continue
+                for j, o in outs.items():
+                    results[j].outcomes[i] = o
+                for j in flipped:
+                    res = results[j]
+                    res.allowed = False
+                    res.states[i] = None
+                    for t in taken:
+                        if res.states[t] is None:
+                            continue
+                        leaked_ns = group[j].rules[t].ns
+                        self.counters.set_leaked[leaked_ns] = (
+                            self.counters.set_leaked.get(leaked_ns, 0) + group[j].costs[t]
+                        )
+                if changed:
+                    taken.append(i)
+                known = UNKNOWN
+                break
+
+    def _set_next(
+        self,
+        group: List[_SetCheck],
+        results: List[SetResult],
+        i: int,
+        state: List[float],
+        outs: Optional[Dict[int, Outcome]] = None,
+    ) -> Next:
+        """What a group's write of policy ``i`` stores: the final state, the latest expiry of the checks that
+        stepped it."""
+        expires = 0.0
+        first = math.inf
+        last = -math.inf
+        for j, c in enumerate(group):
+            o = outs.get(j) if outs is not None else None
+            if o is None:
+                o = results[j].outcomes[i]
+            if o.expires_at_ms > expires:
+                expires = o.expires_at_ms
+            if c.now < first:
+                first = c.now
+            if c.now > last:
+                last = c.now
+        return Next(state, expires, first, max(1, math.ceil(expires - last)) + self.expiry_grace_ms)
+
     def _locked(self, key: str, ns: str, group: List[_Check]) -> _Steps:
         """The group under the store's lock: it cannot conflict."""
         self.counters.locked += 1
@@ -401,6 +577,8 @@ class CasStore(_CasCore[V]):
         self._mutex = threading.Lock()
         #: Per key with a check in flight: the checks waiting for it.
         self._queues: dict[str, List[_Check]] = {}
+        #: Per limit set (its keys joined) with a check in flight: the set checks waiting for it.
+        self._set_queues: dict[str, List[_Check]] = {}
 
     def _read(self, key: str, ns: str) -> Optional[Versioned[V]]:
         raise NotImplementedError
@@ -421,11 +599,23 @@ class CasStore(_CasCore[V]):
     def consume(self, ns: str, id: str, rule: Rule, now: float, cost: float) -> Outcome:
         self._saw(now)
         key = self.key(ns, id)
-        check = _Check(rule, now, cost)
+        return cast(Outcome, self._join(self._queues, key, _Check(rule, now, cost), lambda g: self._update(key, ns, g)))
+
+    def consume_set(self, id: str, rules: Sequence[Rule], now: float, costs: Sequence[float]) -> List[Outcome]:
+        """A limit set: one conditional write per policy key, tightest first (``_update_set``; docs/sets.md). Set
+        checks of one identity in this process go as one group, like single keys."""
+        self._saw(now)
+        keys = [self.key(r.ns, id) for r in rules]
+        check = _SetCheck(rules, now, costs)
+        steps: _Run = lambda g: self._update_set(keys, g)  # noqa: E731
+        return cast(List[Outcome], self._join(self._set_queues, "\n".join(keys), check, steps))
+
+    def _join(self, queues: dict[str, List[_Check]], key: str, check: _Check, run: _Run) -> Any:
+        """Run ``check`` at once if nothing is in flight for ``key``; else wait, and be answered in a group."""
         with self._mutex:
-            queue = self._queues.get(key)
+            queue = queues.get(key)
             if queue is None:
-                self._queues[key] = []
+                queues[key] = []
                 group: Optional[List[_Check]] = [check]
             else:
                 check.event = threading.Event()
@@ -440,20 +630,20 @@ class CasStore(_CasCore[V]):
                     raise check.error
                 assert check.outcome is not None
                 return check.outcome
-        self._lead(key, ns, group)
+        self._lead(queues, key, group, run)
         if check.error is not None:
             raise check.error
         assert check.outcome is not None
         return check.outcome
 
-    def _lead(self, key: str, ns: str, group: List[_Check]) -> None:
+    def _lead(self, queues: dict[str, List[_Check]], key: str, group: List[_Check], run: _Run) -> None:
         """Run a group, answer its waiting threads, and hand the key's next group (if any) to its first thread.
         A group that fails answers the checks queued behind it with its error too: they came while the server was
         failing, and a thread cannot be abandoned from outside, so a second attempt would make them wait for two
         store timeouts instead of one (the limiter's failure policy answers them at once)."""
         failed: Optional[BaseException] = None
         try:
-            outcomes = self._drive(self._update(key, ns, group))
+            outcomes = self._drive(run(group))
             for c, o in zip(group, outcomes):
                 c.outcome = o
         except Exception as error:
@@ -462,13 +652,13 @@ class CasStore(_CasCore[V]):
                 c.error = error
         finally:
             with self._mutex:
-                queue = self._queues[key]
+                queue = queues[key]
                 if queue and failed is None:
                     nxt: Optional[List[_Check]] = queue[:MAX_GROUP]
                     del queue[:MAX_GROUP]
                 else:
                     nxt = None
-                    del self._queues[key]
+                    del queues[key]
             if failed is not None:
                 for c in queue:
                     c.error = failed
@@ -482,7 +672,7 @@ class CasStore(_CasCore[V]):
                 assert nxt[0].event is not None
                 nxt[0].event.set()
 
-    def _drive(self, steps: _Steps) -> List[Outcome]:
+    def _drive(self, steps: _Steps) -> List[Any]:
         """Perform the loop's I/O requests with this store's blocking calls."""
         try:
             op = next(steps)
@@ -492,6 +682,8 @@ class CasStore(_CasCore[V]):
                     result: Any = self._read(op[1], op[2])
                 elif kind == _WRITE:
                     result = self._write(op[1], op[2], op[3], op[4])
+                elif kind == _READ_ALL:
+                    result = [self._read(k, ns) for k, ns in op[1]]
                 elif kind == _SLEEP:
                     time.sleep(op[1])
                     result = None
@@ -527,6 +719,7 @@ class AsyncCasStore(_CasCore[V]):
     def __init__(self, store_name: str, max_attempts: int = 100, expiry_grace_ms: int = 0) -> None:
         super().__init__(store_name, max_attempts, expiry_grace_ms)
         self._queues: dict[str, List[_Check]] = {}
+        self._set_queues: dict[str, List[_Check]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def _read(self, key: str, ns: str) -> Optional[Versioned[V]]:
@@ -548,38 +741,50 @@ class AsyncCasStore(_CasCore[V]):
     async def consume(self, ns: str, id: str, rule: Rule, now: float, cost: float) -> Outcome:
         self._saw(now)
         key = self.key(ns, id)
-        check = _Check(rule, now, cost)
-        queue = self._queues.get(key)
+        run: _Run = lambda g: self._update(key, ns, g)  # noqa: E731
+        return cast(Outcome, await self._join(self._queues, key, _Check(rule, now, cost), run))
+
+    async def consume_set(self, id: str, rules: Sequence[Rule], now: float, costs: Sequence[float]) -> List[Outcome]:
+        """``CasStore.consume_set`` for asyncio code."""
+        self._saw(now)
+        keys = [self.key(r.ns, id) for r in rules]
+        run: _Run = lambda g: self._update_set(keys, g)  # noqa: E731
+        return cast(
+            List[Outcome], await self._join(self._set_queues, "\n".join(keys), _SetCheck(rules, now, costs), run)
+        )
+
+    async def _join(self, queues: dict[str, List[_Check]], key: str, check: _Check, run: _Run) -> Any:
+        queue = queues.get(key)
         if queue is not None:
-            fut: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+            fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             check.future = fut
             queue.append(check)
             return await fut
         # Nothing in flight: this check goes at once, in the caller's task; checks that arrive meanwhile queue,
         # and a task of their own runs them after it (so that a caller cancelled by its timeout strands nobody).
-        self._queues[key] = []
+        queues[key] = []
         try:
-            return (await self._drive(self._update(key, ns, [check])))[0]
+            return (await self._drive(run([check])))[0]
         finally:
-            self._next(key, ns)
+            self._next(queues, key, run)
 
-    def _next(self, key: str, ns: str) -> None:
-        queue = self._queues[key]
+    def _next(self, queues: dict[str, List[_Check]], key: str, run: _Run) -> None:
+        queue = queues[key]
         if not queue:
-            del self._queues[key]
+            del queues[key]
             return
-        task = asyncio.ensure_future(self._run(key, ns))
+        task = asyncio.ensure_future(self._run(queues, key, run))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _run(self, key: str, ns: str) -> None:
+    async def _run(self, queues: dict[str, List[_Check]], key: str, run: _Run) -> None:
         """Run the key's waiting checks, group after group, until none is left."""
-        queue = self._queues[key]
+        queue = queues[key]
         while queue:
             group = queue[:MAX_GROUP]
             del queue[:MAX_GROUP]
             try:
-                outcomes = await self._drive(self._update(key, ns, group))
+                outcomes = await self._drive(run(group))
             except BaseException as error:
                 for c in group:
                     if c.future is not None and not c.future.done():
@@ -588,15 +793,15 @@ class AsyncCasStore(_CasCore[V]):
                     for c in queue:
                         if c.future is not None and not c.future.done():
                             c.future.set_exception(error)
-                    del self._queues[key]
+                    del queues[key]
                     raise
                 continue
             for c, o in zip(group, outcomes):
                 if c.future is not None and not c.future.done():
                     c.future.set_result(o)
-        del self._queues[key]
+        del queues[key]
 
-    async def _drive(self, steps: _Steps) -> List[Outcome]:
+    async def _drive(self, steps: _Steps) -> List[Any]:
         """Perform the loop's I/O requests with this store's coroutines."""
         try:
             op = next(steps)
@@ -606,6 +811,8 @@ class AsyncCasStore(_CasCore[V]):
                     result: Any = await self._read(op[1], op[2])
                 elif kind == _WRITE:
                     result = await self._write(op[1], op[2], op[3], op[4])
+                elif kind == _READ_ALL:
+                    result = list(await asyncio.gather(*(self._read(k, ns) for k, ns in op[1])))
                 elif kind == _SLEEP:
                     await asyncio.sleep(op[1])
                     result = None

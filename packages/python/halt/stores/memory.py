@@ -6,11 +6,12 @@ import threading
 import time
 import weakref
 from collections import OrderedDict
-from typing import Optional, Tuple
+from typing import Optional, Sequence, Tuple
 
 from halt.core.algorithms.kernel import State, expires_at, run_step
 from halt.core.errors import HaltConfigError
 from halt.core.policy import Rule
+from halt.core.sets import evaluate_set
 from halt.core.types import Outcome
 
 _Key = Tuple[str, str]
@@ -96,6 +97,27 @@ class InMemoryStore:
                 s = rule.algorithm.init(now, rule)
                 shard.data[key] = s
             return run_step(s, now, cost, rule)
+
+    def consume_set(self, id: str, rules: Sequence[Rule], now: float, costs: Sequence[float]) -> list[Outcome]:
+        """A limit set: one check of ``id`` against several rules (each under its ``rule.ns``), decided as
+        ``evaluate_set()`` says. Atomic: every key of one identity lives in one stripe, under one lock."""
+        if now > self._last_now:
+            self._last_now = now
+        for rule in rules:
+            self._rules[rule.ns] = rule
+        shard = self._shards[hash(id) % self._n]
+        with shard.lock:
+            data = shard.data
+            result = evaluate_set([data.get((r.ns, id)) for r in rules], now, costs, rules)
+            for rule, state in zip(rules, result.states):
+                if state is None:
+                    continue
+                key = (rule.ns, id)
+                if key in data:
+                    data[key] = state
+                else:
+                    self._insert(shard, key, state, now)
+        return result.outcomes
 
     def peek(self, ns: str, id: str, rule: Rule, now: float) -> Outcome:
         shard = self._shards[hash(id) % self._n]

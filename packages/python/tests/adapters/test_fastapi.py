@@ -312,3 +312,30 @@ async def test_get_ip_names_the_peer_without_touching_the_scope() -> None:
         other = await c.get("/x", headers={"cf-ip": "198.51.100.2"})
     assert (a.status_code, b.status_code, other.status_code) == (200, 429, 200)
     assert a.json() == {"client": CLIENT[0]}  # the app still sees the socket's peer
+
+
+async def test_a_limit_set_sends_one_ietf_item_per_enforced_policy() -> None:
+    limiter, _, _ = http_limiter(
+        [
+            Policy(name="per_second", limit=2, window=1, algorithm="fixed_window"),
+            Policy(name="per_minute", limit=3, window=60, algorithm="fixed_window"),
+            Policy(name="trial", limit=1, window=60, mode="shadow"),
+        ]
+    )
+    app = FastAPI()
+    app.add_middleware(HaltMiddleware, limiter=limiter, headers="ietf")
+
+    @app.get("/api/items")
+    async def items() -> dict[str, bool]:
+        return {"ok": True}
+
+    async with client(app) as c:
+        r1 = await c.get("/api/items")
+        r2 = await c.get("/api/items")
+        r3 = await c.get("/api/items")
+    assert r1.status_code == 200 and r2.status_code == 200  # the shadow 'trial' rejected r2: it never decides
+    assert r1.headers["RateLimit-Policy"] == '"per_second";q=2;w=1, "per_minute";q=3;w=60'
+    assert r1.headers["RateLimit"] == '"per_second";r=1;t=1, "per_minute";r=2;t=40'
+    assert r3.status_code == 429 and r3.headers["Retry-After"] == "1"
+    assert r3.headers["RateLimit"] == '"per_second";r=0;t=1, "per_minute";r=1;t=40'
+    assert limiter.stats().shadow_blocked == 2  # r2 and r3: a shadow policy is evaluated on every check

@@ -159,3 +159,25 @@ def test_an_asyncio_store_is_refused_at_configuration() -> None:
         with pytest.raises(HaltConfigError) as e:
             make()
         assert e.value.code == "HALT_ASYNC_STORE"
+
+
+def test_a_limit_set_sends_the_binding_policys_standard_headers() -> None:
+    limiter, _, _ = http_limiter(
+        [
+            Policy(name="per_second", limit=5, window=1, algorithm="fixed_window"),
+            Policy(name="per_minute", limit=2, window=60, algorithm="fixed_window"),
+        ]
+    )
+    app = Flask(__name__)
+    HaltFlask(app, limiter=limiter)
+
+    @app.get("/api/items")
+    def items() -> dict[str, bool]:
+        return {"ok": True}
+
+    c = app.test_client()
+    r1 = c.get("/api/items", environ_base=PEER)
+    c.get("/api/items", environ_base=PEER)
+    r3 = c.get("/api/items", environ_base=PEER)
+    assert r1.headers["RateLimit-Limit"] == "2" and r1.headers["RateLimit-Remaining"] == "1"
+    assert r3.status_code == 429 and r3.headers["Retry-After"] == "40"  # per_minute binds: its window ends in 40 s

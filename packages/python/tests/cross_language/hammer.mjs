@@ -1,6 +1,7 @@
 // The Node side of the cross-language test: the built TypeScript package (packages/typescript/dist) on one Redis key.
 // Prints "ready", waits for a line on stdin, then makes N checks, 20 in flight, and prints the number admitted and
-// the number of store errors.
+// the number of store errors. An algorithm written "a+b" is a limit set: 'tight' (a, the limit) and 'loose' (b, twice
+// the limit), as the Python side builds it.
 import { createInterface } from 'node:readline'
 import { Redis } from 'ioredis'
 import { RateLimiter } from '../../../typescript/dist/index.js'
@@ -8,9 +9,17 @@ import { ioredisOptions, RedisStore } from '../../../typescript/dist/stores/redi
 
 const [url, prefix, algorithm, limit, window, checks] = process.argv.slice(2)
 const redis = new Redis(url, ioredisOptions)
+const [tight, loose] = algorithm.split('+')
+const policy =
+  loose === undefined
+    ? { name: 'shared', algorithm, limit: Number(limit), window: Number(window) }
+    : [
+        { name: 'tight', algorithm: tight, limit: Number(limit), window: Number(window) },
+        { name: 'loose', algorithm: loose, limit: 2 * Number(limit), window: Number(window) },
+      ]
 const limiter = new RateLimiter({
   store: new RedisStore({ client: redis, prefix }),
-  policy: { name: 'shared', algorithm, limit: Number(limit), window: Number(window) },
+  policy,
   timeout: 5000,
   onStoreError: 'closed',
   telemetry: { onError: () => errors++ },

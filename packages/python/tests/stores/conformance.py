@@ -1,5 +1,5 @@
 """The store-conformance suite: one body of tests that every store passes, sync or asyncio (a port of
-packages/typescript/test/stores/conformance.ts, without limit sets, which the Python SDK does not have).
+packages/typescript/test/stores/conformance.ts, limit sets included).
 
 A store's test module describes its store with a ``StoreHarness`` and takes the tests in with two lines::
 
@@ -21,6 +21,7 @@ import inspect as _inspect
 import json
 import math
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -40,8 +41,10 @@ from halt import Policy, RateLimiter
 from halt.core.algorithms.kernel import evaluate
 from halt.core.failover import StoreTimeoutError
 from halt.core.policy import Rule, compile_policy
+from halt.core.sets import evaluate_set
 from halt.core.types import Outcome
-from tests.support import outcome_fields, to_policy, vector_cases
+from halt.stores.cas import AsyncCasStore, CasStore
+from tests.support import outcome_fields, set_vector_cases, to_policy, to_set_policies, vector_cases
 
 ALGORITHMS = ["token_bucket", "gcra", "fixed_window", "sliding_window", "leaky_bucket"]
 T0 = 1_700_000_000_000
@@ -157,6 +160,84 @@ async def test_conformance_vector(pair: tuple[str, dict[str, Any]], harness: Sto
         if writes and held is not None and held.ttl_ms is not None:
             ttl = max(1, math.ceil(o.expires_at_ms - step["t"])) + harness.grace_ms
             assert ttl - 5000 < held.ttl_ms <= ttl, f"step {i}: ttl"
+
+
+# ---- limit sets --------------------------------------------------------------------------------------------------
+
+SET_CASES = set_vector_cases()
+
+
+async def consume_set(store: Any, rules: list[Rule], id: str, t: float, costs: list[float]) -> list[Outcome]:
+    return await maybe(store.consume_set(id, rules, t, costs))
+
+
+@pytest.mark.parametrize("case", SET_CASES, ids=[c["name"] for c in SET_CASES])
+async def test_conformance_set_vector(case: dict[str, Any], harness: StoreHarness, store: Any) -> None:
+    """Every limit-set vector with explicit times: each policy's outcome as the vector's and ``evaluate_set``'s
+    (expiry included), and the stored states the model's (a policy with no state yet has no key)."""
+    rules = [compile_policy(p) for p in to_set_policies(case, f"{unique('set')}-")]
+    model: list[Optional[list[float]]] = [None] * len(rules)
+    for i, step in enumerate(case["steps"]):
+        costs = [step["cost"]] * len(rules)
+        outcomes = await consume_set(store, rules, "k", step["t"], costs)
+        for j, want in enumerate(step["expect"]["policies"]):
+            assert outcome_fields(outcomes[j]) == {k: v for k, v in want.items() if k != "state"}, f"step {i}, {j}"
+        m = evaluate_set(model, step["t"], costs, rules)
+        assert [fields(o) for o in outcomes] == [fields(o) for o in m.outcomes], f"step {i}: as evaluate_set's"
+        model = [s if n is None else n for s, n in zip(model, m.states)]
+        for j, rule in enumerate(rules):
+            held = await maybe(harness.inspect(store, rule.ns, "k"))
+            if model[j] is None:
+                assert held is None, f"step {i}, policy {j}: nothing stored"
+            elif held is not None and held.state is not None:
+                assert held.state == model[j], f"step {i}, policy {j}: stored state"
+
+
+def random_sets(seed: int = 20261201, rounds: int = 4) -> list[tuple[list[Rule], list[tuple[float, list[float]]]]]:
+    """Seeded random limit sets (2-3 policies: mixed algorithms, cooldowns, precisions, shadow and shaping ones) and
+    30 steps of traffic for each: ``(rules, [(t, costs)])``."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(rounds):
+        tag = unique("rset")
+        policies = []
+        for i in range(2 + rng.randrange(2)):
+            p: dict[str, Any] = {
+                "name": f"{tag}-{i}",
+                "algorithm": ALGORITHMS[rng.randrange(5)],
+                "limit": 1 + rng.randrange(6),
+                "window": [1, 2.5, 10][rng.randrange(3)],
+            }
+            if rng.randrange(3) == 0:
+                p["block_duration"] = 1 + rng.randrange(3)
+            if rng.randrange(2) == 0:
+                p["precision"] = 1 + rng.randrange(4)
+            if rng.randrange(4) == 0:
+                p["mode"] = "shadow"
+            if rng.randrange(3) == 0:
+                p["leaky_mode"] = "shaping"
+            policies.append(Policy(**p))
+        rules = [compile_policy(p) for p in policies]
+        t = float(T0)
+        steps = []
+        for _ in range(30):
+            t += [0, 7, 250, 900, 3000][rng.randrange(5)]
+            steps.append((t, [float(rng.randrange(3)) for _ in rules]))
+        out.append((rules, steps))
+    return out
+
+
+async def test_conformance_sets_on_seeded_random_traffic_decide_as_evaluate_set(
+    harness: StoreHarness, store: Any
+) -> None:
+    """Mixed algorithms, cooldowns, shaping and shadow policies: every outcome as ``evaluate_set``'s."""
+    for round_, (rules, steps) in enumerate(random_sets()):
+        model: list[Optional[list[float]]] = [None] * len(rules)
+        for i, (t, costs) in enumerate(steps):
+            got = await consume_set(store, rules, "k", t, costs)
+            want = evaluate_set(model, t, costs, rules)
+            assert [fields(o) for o in got] == [fields(o) for o in want.outcomes], f"round {round_} step {i}"
+            model = [m if n is None else n for m, n in zip(model, want.states)]
 
 
 # ---- peek, reset, clear -----------------------------------------------------------------------------------------
@@ -530,14 +611,78 @@ async def test_conformance_concurrency_admits_exactly_the_limit(
         assert total >= 150
 
 
-async def _groups_here(store: Any, rule: Rule) -> list[int]:
-    """4 groups of 100 concurrent checks in this process: asyncio tasks, or threads for a synchronous store."""
+# Two policies in one decision: the binding one admits exactly its limit, and the other one gives exactly one unit per
+# admitted request (none for a rejected one). A compare-and-set store may take units for a request it then rejects
+# when another process wins a race between its writes: it counts them (docs/sets.md).
+SET_PAIRS = [
+    ("token_bucket", 150, "fixed_window", 220),
+    ("sliding_window", 260, "gcra", 150),
+    ("leaky_bucket", 150, "token_bucket", 300),
+]
+
+
+@pytest.mark.parametrize("pair", SET_PAIRS, ids=[f"{a} {la} + {b} {lb}" for a, la, b, lb in SET_PAIRS])
+async def test_conformance_set_concurrency_admits_the_binding_limit_and_takes_nothing_for_a_rejection(
+    pair: tuple[str, int, str, int], harness: StoreHarness, store: Any, workers: list[Worker]
+) -> None:
+    a, la, b, lb = pair
+    tag = unique("cset")
+    policies = [
+        {"name": f"{tag}-a", "algorithm": a, "limit": la, "window": 3600, "burst": la},
+        {"name": f"{tag}-b", "algorithm": b, "limit": lb, "window": 3600, "burst": lb},
+    ]
+    rules = [compile_policy(Policy(**p)) for p in policies]
+    leaked = [0.0, 0.0]
+    if workers:
+        at = time.time() + 0.5
+        results: list[dict[str, Any]] = [{}] * 4
+
+        def one(i: int) -> None:
+            results[i] = workers[i].run({"policy": policies, "at": at, "now": T0, "n": 100})
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for r in results:
+            assert r["errors"] == 0, r.get("first_error")
+        admitted = sum(r["admitted"] for r in results)
+        leaked = [sum(r.get("leaked", {}).get(rule.ns, 0) for r in results) for rule in rules]
+    else:
+        before = dict(getattr(getattr(store, "counters", None), "set_leaked", {}))
+        admitted = sum(await _groups_here(store, rules))
+        after_leaked = getattr(getattr(store, "counters", None), "set_leaked", {})
+        leaked = [after_leaked.get(r.ns, 0) - before.get(r.ns, 0) for r in rules]
+    after = [await call(store, r, "hot", T0, 0, True) for r in rules]
+    used = [r.capacity - o.remaining for r, o in zip(rules, after)]
+    print(f"{harness.name} set {a}+{b}: admitted {admitted}; units used {used}; taken for rejected requests {leaked}")
+    if not harness.atomic:
+        assert admitted >= 150
+        return
+    # No policy over-admits, and every unit taken is an admitted request's or a counted leak.
+    for i, r in enumerate(rules):
+        assert used[i] <= r.capacity
+        assert used[i] == admitted + leaked[i], f"{r.name}: units used"
+    if leaked == [0, 0]:
+        assert admitted == 150
+    else:
+        assert admitted <= 150
+    if not isinstance(store, (CasStore, AsyncCasStore)):  # one atomic step per set: nothing can leak
+        assert leaked == [0, 0]
+
+
+async def _groups_here(store: Any, rule: Union[Rule, list[Rule]]) -> list[int]:
+    """4 groups of 100 concurrent checks in this process: asyncio tasks, or threads for a synchronous store. A list of
+    rules is a limit set (cost 1 each): a check admits when every policy does."""
+    from tests.stores.worker import admits, check
+
     if not store.synchronous:
-        groups = [asyncio.gather(*(store.consume(rule.ns, "hot", rule, T0, 1) for _ in range(100))) for _ in range(4)]
-        return [sum(o.allowed for o in os) for os in await asyncio.gather(*groups)]
+        groups = [asyncio.gather(*(check(store, rule, T0) for _ in range(100))) for _ in range(4)]
+        return [sum(admits(o) for o in os) for os in await asyncio.gather(*groups)]
     with ThreadPoolExecutor(max_workers=40) as pool:
-        futures = [[pool.submit(store.consume, rule.ns, "hot", rule, T0, 1) for _ in range(100)] for _ in range(4)]
-        return [sum(f.result().allowed for f in group) for group in futures]
+        futures = [[pool.submit(check, store, rule, T0) for _ in range(100)] for _ in range(4)]
+        return [sum(admits(f.result()) for f in group) for group in futures]
 
 
 # The quota and penalty part (it imports from this module, so it comes after every definition above).
@@ -550,6 +695,7 @@ __all__ = [
     "Inspected",
     "StoreHarness",
     "maybe",
+    "random_sets",
     "store",
     "test_conformance_a_blocked_key_lives_until_its_cooldown_ends",
     "test_conformance_a_call_that_times_out_takes_the_failure_policy",
@@ -561,6 +707,9 @@ __all__ = [
     "test_conformance_peek_reads_without_writing",
     "test_conformance_policy_names_with_odd_characters_keep_apart",
     "test_conformance_reset_forgets_one_key",
+    "test_conformance_set_concurrency_admits_the_binding_limit_and_takes_nothing_for_a_rejection",
+    "test_conformance_set_vector",
+    "test_conformance_sets_on_seeded_random_traffic_decide_as_evaluate_set",
     "test_conformance_vector",
     "unique",
     "workers",

@@ -19,3 +19,7 @@ def _load(name: str) -> str:
 SCRIPTS: dict[str, str] = {name: _load(name) for name in KERNELS}
 #: SHA1 of each script (what EVALSHA takes).
 SHA1: dict[str, str] = {name: hashlib.sha1(text.encode("utf-8")).hexdigest() for name, text in SCRIPTS.items()}
+
+#: The limit-set script, byte for byte spec/redis/limit_set.lua, and its SHA1.
+SET_SCRIPT: str = _load("limit_set")
+SET_SHA1: str = hashlib.sha1(SET_SCRIPT.encode("utf-8")).hexdigest()
