@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Optional
+from pathlib import Path
+from typing import Optional, Union
 
 import pytest
 
@@ -12,11 +13,12 @@ from tests.examples.support import EXAMPLES, GREETING, RunningExample, StartExam
 
 @pytest.fixture
 def start_example() -> Iterator[StartExample]:
-    """``start_example("fastapi_app.py", env={...})``: the example on a free port, once it printed its URL."""
+    """``start_example("fastapi_app.py", env={...})`` (a file of examples/, or the path of another example): the
+    example on a free port, once it printed its URL."""
     running: list[RunningExample] = []
 
-    def start(file: str, env: Optional[dict[str, str]] = None, timeout: float = 30.0) -> RunningExample:
-        example = RunningExample([str(EXAMPLES / file)], env or {})
+    def start(file: Union[str, Path], env: Optional[dict[str, str]] = None, timeout: float = 30.0) -> RunningExample:
+        example = RunningExample(EXAMPLES / file, env or {})
         running.append(example)
         lines = example.until(lambda ls: any(GREETING.search(line) for line in ls), timeout)
         found = next((m for m in map(GREETING.search, lines) if m), None)

@@ -13,19 +13,22 @@ from typing import Callable
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-GREETING = re.compile(r" on (http://127\.0\.0\.1:\d+)")
+#: The TypeScript package, whose examples import its build (packages/typescript/dist: npm run build -w halt).
+TYPESCRIPT = Path(__file__).resolve().parents[3] / "typescript"
+GREETING = re.compile(r" on (http://(?:127\.0\.0\.1|localhost):\d+)")
 
 
 class RunningExample:
-    """One example process: ``url`` (the first ``on http://127.0.0.1:PORT`` it printed) and its output so far."""
+    """One example process (``python`` for a .py file, ``node`` for a .mjs one): ``url`` (the first
+    ``on http://127.0.0.1:PORT`` or ``localhost:PORT`` it printed) and its output so far."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+    def __init__(self, file: Path, env: dict[str, str]) -> None:
         self.url = ""
         self._lines: list[str] = []
         self._changed = threading.Condition()
         self.process = subprocess.Popen(
-            [sys.executable, *args],
-            cwd=EXAMPLES,
+            ["node" if file.suffix == ".mjs" else sys.executable, str(file)],
+            cwd=file.parent,
             env={**os.environ, "PORT": "0", "PYTHONUNBUFFERED": "1", **env},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,

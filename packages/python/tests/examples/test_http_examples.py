@@ -1,17 +1,21 @@
 """The README's FastAPI, Flask and Django examples serve, limit and log as documented, over real HTTP; on Redis, two
-processes of one example share one limit."""
+processes of one example share one limit, and so do a Python one and the TypeScript SDK's Express example."""
 
 from __future__ import annotations
 
 import math
+import os
 import random
 import re
+import shutil
 import time
+from pathlib import Path
+from typing import Union
 
 import httpx
 import pytest
 
-from tests.examples.support import RunningExample, StartExample, server_url
+from tests.examples.support import TYPESCRIPT, RunningExample, StartExample, server_url
 
 HTTP_EXAMPLES = ["fastapi_app.py", "flask_app.py", "django_app.py"]
 BURST = 120  # presets.PUBLIC_API: bursts of 120, then 100 a minute
@@ -77,10 +81,34 @@ def test_headers_429_exempt_health_check_and_one_log_line_per_decision(start_exa
     assert re.fullmatch(r"\S+ req_id=[0-9a-f]{3} key=ip:127\.0\.0\.1 check=exempt", logs[-1])
 
 
-@pytest.mark.parametrize("file", HTTP_EXAMPLES)
-def test_two_processes_share_one_limit_on_redis(start_example: StartExample, file: str) -> None:
+Example = Union[str, Path]  # a file of examples/, or the path of another example
+NODE_EXAMPLE = TYPESCRIPT / "examples" / "express-api.mjs"  # the root README's example, on PUBLIC_API too
+
+
+def _require_node() -> None:
+    missing = (
+        "node"
+        if shutil.which("node") is None
+        else "packages/typescript/dist (npm run build -w halt)"
+        if not (TYPESCRIPT / "dist" / "adapters" / "express.js").exists()
+        else None
+    )
+    if missing is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing} is missing: scripts/test.sh provides it")
+        pytest.skip(f"{missing} is missing")
+
+
+@pytest.mark.parametrize(
+    "files",
+    [(f, f) for f in HTTP_EXAMPLES] + [("flask_app.py", NODE_EXAMPLE)],
+    ids=["fastapi", "flask", "django", "flask+node-express"],
+)
+def test_two_processes_share_one_limit_on_redis(start_example: StartExample, files: tuple[Example, Example]) -> None:
     url = server_url("HALT_TEST_REDIS_URL", "redis")
-    one, two = start_example(file, {"REDIS_URL": url}), start_example(file, {"REDIS_URL": url})
+    if files[1] == NODE_EXAMPLE:
+        _require_node()
+    one, two = (start_example(f, {"REDIS_URL": url}) for f in files)
     ip = f"198.18.{random.randrange(256)}.{random.randrange(1, 255)}"  # a client no earlier run has left in Redis
     with httpx.Client(base_url=one.url) as a, httpx.Client(base_url=two.url) as b:
         # Alternating between the processes: one bucket in Redis, not one each (that would admit twice the burst).
