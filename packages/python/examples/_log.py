@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 
 from halt import DecisionEvent, Telemetry
 
-log = logging.getLogger("halt.example")
+log = logging.getLogger("halt.telemetry")
 
 
 class LoggingTelemetry(Telemetry):
     def on_check(self, event: DecisionEvent) -> None:
         d = event.decision
         rid = event.request.header("x-request-id") if event.request is not None else None
-        line = f"{time.strftime('%H:%M:%S')} req_id={rid or '-'} key={event.key or '-'}"
+        line = f"{time.strftime('%H:%M:%S')} req_id={rid or secrets.token_hex(4)} key={event.key or '-'}"
         if d.reason == "exempt":
             line += " check=exempt"
         elif d.allowed:

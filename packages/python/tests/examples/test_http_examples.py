@@ -1,5 +1,6 @@
-"""The README's FastAPI, Flask and Django examples serve, limit and log as documented, over real HTTP; on Redis, two
-processes of one example share one limit, and so do a Python one and the TypeScript SDK's Express example."""
+"""The README's HTTP examples serve, limit and log as documented, over real HTTP: FastAPI, Flask and Django on the
+in-memory store; and two processes of one example on one store (Redis, PostgreSQL, MongoDB) share one limit, as do a
+Python example and the TypeScript SDK's Express example on one Redis."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import math
 import os
 import random
 import re
+import secrets
 import shutil
 import time
 from pathlib import Path
-from typing import Union
+from typing import NamedTuple, Union
 
 import httpx
 import pytest
@@ -18,33 +20,30 @@ import pytest
 from tests.examples.support import TYPESCRIPT, RunningExample, StartExample, server_url
 
 HTTP_EXAMPLES = ["fastapi_app.py", "flask_app.py", "django_app.py"]
-BURST = 120  # presets.PUBLIC_API: bursts of 120, then 100 a minute
+BURST = 120  # every HTTP example: bursts of 120, then 100 a minute
 RATE = 100 / 60
 BODY_429 = {
     "error": "rate_limit_exceeded",
     "message": "Too many requests. Please try again later.",
     "retry_after": 1,
 }
+LOG_TIME = r"\d\d:\d\d:\d\d"
 
 
-def _as(ip: str) -> dict[str, str]:
-    return {"x-forwarded-for": ip}
-
-
-def _until_limited(clients: list[httpx.Client], ip: str) -> tuple[int, httpx.Response, float]:
-    """Requests from ``ip``, round robin over ``clients``, until a 429: (admitted, the 429, seconds taken)."""
+def _until_limited(clients: list[httpx.Client], headers: dict[str, str]) -> tuple[int, httpx.Response, float]:
+    """Requests as one client, round robin over ``clients`` (processes), until a 429: (admitted, the 429, seconds)."""
     start = time.monotonic()
     for i in range(3 * BURST):
-        r = clients[i % len(clients)].get("/api/hello", headers=_as(ip))
+        r = clients[i % len(clients)].get("/api/hello", headers=headers)
         if r.status_code != 200:
             return i, r, time.monotonic() - start
-    raise AssertionError(f"{3 * BURST} requests from {ip} admitted: no limit")
+    raise AssertionError(f"{3 * BURST} requests as {headers} admitted: no limit")
 
 
 def _assert_limited(admitted: int, last: httpx.Response, seconds: float) -> None:
     # The burst, plus what the bucket refilled while the requests ran (a slow machine takes longer).
     assert BURST <= admitted <= BURST + math.ceil(seconds * RATE), (admitted, seconds)
-    assert last.status_code == 429
+    assert last.status_code == 429, last.text
     assert last.json() == BODY_429
     assert last.headers["retry-after"] == "1"
     assert last.headers["ratelimit-limit"] == "100"
@@ -59,14 +58,15 @@ def _decision_lines(example: RunningExample, count: int) -> list[str]:
 @pytest.mark.parametrize("file", HTTP_EXAMPLES)
 def test_headers_429_exempt_health_check_and_one_log_line_per_decision(start_example: StartExample, file: str) -> None:
     example = start_example(file)
+    client = {"x-forwarded-for": "203.0.113.7"}
     with httpx.Client(base_url=example.url) as http:
-        first = http.get("/api/hello", headers=_as("203.0.113.7"))
+        first = http.get("/api/hello", headers=client)
         assert first.status_code == 200
         assert first.json() == {"hello": "world"}
         assert first.headers["ratelimit-limit"] == "100"
         assert first.headers["ratelimit-remaining"] == "119"
         assert 0 < int(first.headers["ratelimit-reset"]) - time.time() <= 61
-        admitted, last, seconds = _until_limited([http], "203.0.113.7")
+        admitted, last, seconds = _until_limited([http], client)
         _assert_limited(admitted + 1, last, seconds)
         health = http.get("/health")
         assert health.status_code == 200
@@ -76,13 +76,61 @@ def test_headers_429_exempt_health_check_and_one_log_line_per_decision(start_exa
     # One line per decision: the admissions, the 429 and the health check, in order.
     logs = _decision_lines(example, admitted + 3)
     assert len(logs) == admitted + 3, logs
-    assert re.fullmatch(r"\d\d:\d\d:\d\d req_id=[0-9a-f]{3} key=ip:203\.0\.113\.7 check=pass remaining=119", logs[0])
-    assert re.fullmatch(r"\S+ req_id=[0-9a-f]{3} key=ip:203\.0\.113\.7 check=limit remaining=0 retry_after=1", logs[-2])
-    assert re.fullmatch(r"\S+ req_id=[0-9a-f]{3} key=ip:127\.0\.0\.1 check=exempt", logs[-1])
+    assert re.fullmatch(rf"{LOG_TIME} req_id=[0-9a-f]{{3}} key=ip:203\.0\.113\.7 check=pass remaining=119", logs[0])
+    assert re.fullmatch(
+        rf"{LOG_TIME} req_id=[0-9a-f]{{3}} key=ip:203\.0\.113\.7 check=limit remaining=0 retry_after=1", logs[-2]
+    )
+    assert re.fullmatch(rf"{LOG_TIME} req_id=[0-9a-f]{{3}} key=ip:127\.0\.0\.1 check=exempt", logs[-1])
 
 
 Example = Union[str, Path]  # a file of examples/, or the path of another example
 NODE_EXAMPLE = TYPESCRIPT / "examples" / "express-api.mjs"  # the root README's example, on PUBLIC_API too
+
+
+class Shared(NamedTuple):
+    """Two example processes on one store, and the client that hammers them."""
+
+    files: tuple[Example, Example]
+    server: str  # the test server's variable (scripts/services.sh)
+    service: str
+    env: str  # the examples' variable for it
+    client: dict[str, str]  # the headers that make a request this client's
+    key: str  # the client's identity in the log lines (a regular expression)
+    extra_env: dict[str, str]  # more variables for the examples
+
+
+def _shared_cases() -> list[Shared]:
+    # Fresh identities (an address, an API-key secret, a database), so state an earlier run left counts for nothing.
+    run = random.randrange(256)
+
+    def on_redis(files: tuple[Example, Example], n: int) -> Shared:
+        ip = f"198.18.{run}.{n}"
+        return Shared(
+            files, "HALT_TEST_REDIS_URL", "redis", "REDIS_URL", {"x-forwarded-for": ip}, re.escape(f"ip:{ip}"), {}
+        )
+
+    return [
+        *(on_redis((f, f), n) for n, f in enumerate(HTTP_EXAMPLES, 1)),
+        on_redis(("flask_app.py", NODE_EXAMPLE), 4),
+        Shared(
+            ("postgres_app.py", "postgres_app.py"),
+            "HALT_TEST_POSTGRES_URL",
+            "postgres",
+            "DATABASE_URL",
+            {"x-api-key": "sk_test_alice"},
+            "apikey:[0-9a-f]{32}",  # hashed: the API key itself is never logged
+            {"HALT_API_KEY_SECRET": secrets.token_hex(16)},
+        ),
+        Shared(
+            ("mongodb_app.py", "mongodb_app.py"),
+            "HALT_TEST_FERRETDB_URL",
+            "mongodb",
+            "MONGODB_URL",
+            {"x-token": "tok_alice"},
+            "user:alice",
+            {"MONGODB_DATABASE": f"halt_example_{secrets.token_hex(4)}"},
+        ),
+    ]
 
 
 def _require_node() -> None:
@@ -100,19 +148,25 @@ def _require_node() -> None:
 
 
 @pytest.mark.parametrize(
-    "files",
-    [(f, f) for f in HTTP_EXAMPLES] + [("flask_app.py", NODE_EXAMPLE)],
-    ids=["fastapi", "flask", "django", "flask+node-express"],
+    "case",
+    _shared_cases(),
+    ids=["fastapi-redis", "flask-redis", "django-redis", "flask+node-express-redis", "postgres", "mongodb"],
 )
-def test_two_processes_share_one_limit_on_redis(start_example: StartExample, files: tuple[Example, Example]) -> None:
-    url = server_url("HALT_TEST_REDIS_URL", "redis")
-    if files[1] == NODE_EXAMPLE:
+def test_two_processes_share_one_limit(start_example: StartExample, case: Shared) -> None:
+    url = server_url(case.server, case.service)
+    if NODE_EXAMPLE in case.files:
         _require_node()
-    one, two = (start_example(f, {"REDIS_URL": url}) for f in files)
-    ip = f"198.18.{random.randrange(256)}.{random.randrange(1, 255)}"  # a client no earlier run has left in Redis
+    one, two = (start_example(f, {case.env: url, **case.extra_env}) for f in case.files)
     with httpx.Client(base_url=one.url) as a, httpx.Client(base_url=two.url) as b:
-        # Alternating between the processes: one bucket in Redis, not one each (that would admit twice the burst).
-        admitted, last, seconds = _until_limited([a, b], ip)
+        # Alternating between the processes: one bucket in the store, not one each (that would admit twice the burst).
+        admitted, last, seconds = _until_limited([a, b], case.client)
         _assert_limited(admitted, last, seconds)
-    assert _decision_lines(one, 1)[0].endswith(f" key=ip:{ip} check=pass remaining=119")
-    assert _decision_lines(two, 1)[0].endswith(f" key=ip:{ip} check=pass remaining=118")
+        if case.files[0] in ("postgres_app.py", "mongodb_app.py"):
+            unknown = a.get("/api/hello", headers={k: "nobody" for k in case.client})
+            assert unknown.status_code == 401  # authentication first: an unknown client spends no limit
+            assert "ratelimit-limit" not in unknown.headers
+    ones, twos = _decision_lines(one, 1), _decision_lines(two, 1)
+    assert re.fullmatch(rf"{LOG_TIME} req_id=[0-9a-f]+ key={case.key} check=pass remaining=119", ones[0])
+    assert re.fullmatch(rf"{LOG_TIME} req_id=[0-9a-f]+ key={case.key} check=pass remaining=118", twos[0])
+    if "x-api-key" in case.client:
+        assert not [line for line in ones + twos if case.client["x-api-key"] in line]
