@@ -39,6 +39,7 @@ limiter = RateLimiter(
     policy=Policy(name="per_user", limit=100, window="1m", burst=120, key_strategy="user"),
     timeout=200,  # ms a check may wait for MongoDB; past it, or while it is down, the failure policy decides:
     on_store_error="open",  # admit (and log store_error=open): the API stays up when its limiter's store does not
+    exempt_private_ips=False,  # curl from this machine is limited too (the other examples trust it as a proxy)
     telemetry=LoggingTelemetry(),  # one line per decision
 )
 

@@ -40,6 +40,7 @@ limiter = RateLimiter(
     api_key_secret=os.environ.get("HALT_API_KEY_SECRET", "example-secret-set-HALT_API_KEY_SECRET"),
     # While PostgreSQL does not answer, each process limits on its own memory, and goes back to it when it does.
     on_store_error="fallback",
+    exempt_private_ips=False,  # curl from this machine is limited too (the other examples trust it as a proxy)
     telemetry=LoggingTelemetry(),  # one line per decision, the API key hashed as in the storage key
 )
 
