@@ -83,7 +83,7 @@ def main() -> None:
     from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
     from django.core.wsgi import get_wsgi_application
 
-    class QuietHandler(WSGIRequestHandler):
+    class QuietHandler(WSGIRequestHandler):  # type: ignore[misc]  # Django ships no types
         def log_message(self, format: str, *args: object) -> None:
             pass  # Halt's line per request is enough
 
