@@ -24,6 +24,8 @@ from django.urls import path
 
 from halt import InMemoryStore, Store, presets
 
+logging.basicConfig(level=logging.INFO, format="%(message)s")  # the log lines on stderr, however started
+
 
 def make_store() -> Store:
     """With REDIS_URL, a RedisStore: every process of the API shares one limit per client."""
@@ -63,7 +65,7 @@ settings.configure(
         # One line per decision (admissions at INFO, rejections at WARNING); req_id from X-Request-Id.
         "telemetry": LoggingTelemetry(),
     },
-    LOGGING_CONFIG=None,  # logging.basicConfig below
+    LOGGING_CONFIG=None,  # logging.basicConfig above
 )
 django.setup()
 
@@ -87,7 +89,6 @@ def main() -> None:
         def log_message(self, format: str, *args: object) -> None:
             pass  # Halt's line per request is enough
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("django.request").setLevel(logging.ERROR)  # no "Too Many Requests: /api/hello" too
     server = ThreadedWSGIServer(("127.0.0.1", int(os.environ.get("PORT", "8000"))), QuietHandler)
     server.set_app(get_wsgi_application())

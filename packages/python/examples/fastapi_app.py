@@ -23,6 +23,8 @@ from halt import InMemoryStore, RateLimiter, Store, presets
 from halt.adapters.fastapi import HaltMiddleware
 from halt.core.store import AsyncStore
 
+logging.basicConfig(level=logging.INFO, format="%(message)s")  # the log lines on stderr, however started
+
 
 def make_store() -> Store | AsyncStore:
     """With REDIS_URL, an AsyncRedisStore: every process of the API shares one limit per client."""
@@ -74,7 +76,6 @@ async def health() -> str:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     # The socket is bound and listening before the greeting, so PORT=0 (any free port) prints the real one.
     sock = socket.create_server(("127.0.0.1", int(os.environ.get("PORT", "8000"))))
     url = f"http://127.0.0.1:{sock.getsockname()[1]}"

@@ -19,6 +19,8 @@ from werkzeug.serving import make_server
 from halt import InMemoryStore, RateLimiter, Store, presets
 from halt.adapters.flask import HaltFlask
 
+logging.basicConfig(level=logging.INFO, format="%(message)s")  # the log lines on stderr, however started
+
 
 def make_store() -> Store:
     """With REDIS_URL, a RedisStore: every process of the API shares one limit per client."""
@@ -65,7 +67,6 @@ def health() -> str:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # Halt's line per request is enough
     server = make_server("127.0.0.1", int(os.environ.get("PORT", "5000")), app, threaded=True)
     url = f"http://127.0.0.1:{server.server_port}"

@@ -25,6 +25,8 @@ from halt import Policy, RateLimiter
 from halt.adapters.fastapi import HaltMiddleware
 from halt.stores.mongodb import AsyncMongoDBStore
 
+logging.basicConfig(level=logging.INFO, format="%(message)s")  # the log lines on stderr, however started
+
 MONGODB_URL = os.environ.get("MONGODB_URL")
 if not MONGODB_URL:
     sys.exit("mongodb_app.py needs MONGODB_URL, like MONGODB_URL=mongodb://localhost:27017")
@@ -76,7 +78,6 @@ async def health() -> str:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     sock = socket.create_server(("127.0.0.1", int(os.environ.get("PORT", "8001"))))
     limit = "policy per_user (100/min, burst 120) per user, on MongoDB"
     greet("FastAPI API", f"http://127.0.0.1:{sock.getsockname()[1]}", limit, client="X-Token: tok_alice")

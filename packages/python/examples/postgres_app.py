@@ -22,6 +22,8 @@ from halt import Policy, RateLimiter
 from halt.adapters.flask import HaltFlask
 from halt.stores.postgres import PostgresStore
 
+logging.basicConfig(level=logging.INFO, format="%(message)s")  # the log lines on stderr, however started
+
 DATABASE_URL = os.environ.get("DATABASE_URL")
 if not DATABASE_URL:
     sys.exit("postgres_app.py needs DATABASE_URL, like DATABASE_URL=postgresql://localhost/app")
@@ -69,7 +71,6 @@ def health() -> str:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # Halt's line per request is enough
     server = make_server("127.0.0.1", int(os.environ.get("PORT", "5001")), app, threaded=True)
     limit = "policy per_api_key (100/min, burst 120) per API key, on PostgreSQL"
