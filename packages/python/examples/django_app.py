@@ -16,8 +16,8 @@ import sys
 from typing import Callable
 
 import django
-from _greeting import greet
 from _log import LoggingTelemetry
+from _server import greet
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path

@@ -10,12 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import socket
 from typing import Any
 
 import uvicorn
-from _greeting import greet
 from _log import LoggingTelemetry
+from _server import greet, listen
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
@@ -76,9 +75,7 @@ async def health() -> str:
 
 
 def main() -> None:
-    # The socket is bound and listening before the greeting, so PORT=0 (any free port) prints the real one.
-    sock = socket.create_server(("127.0.0.1", int(os.environ.get("PORT", "8000"))))
-    url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock, url = listen(8000)
     greet("FastAPI API", url)
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 

@@ -11,8 +11,8 @@ import logging
 import os
 import secrets
 
-from _greeting import greet
 from _log import LoggingTelemetry
+from _server import greet
 from flask import Flask, request
 from werkzeug.serving import make_server
 

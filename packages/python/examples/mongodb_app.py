@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import sys
 from typing import Any
 
 import uvicorn
-from _greeting import greet
 from _log import LoggingTelemetry
+from _server import greet, listen
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from starlette.datastructures import Headers
@@ -78,9 +77,9 @@ async def health() -> str:
 
 
 def main() -> None:
-    sock = socket.create_server(("127.0.0.1", int(os.environ.get("PORT", "8001"))))
+    sock, url = listen(8001)
     limit = "policy per_user (100/min, burst 120) per user, on MongoDB"
-    greet("FastAPI API", f"http://127.0.0.1:{sock.getsockname()[1]}", limit, client="X-Token: tok_alice")
+    greet("FastAPI API", url, limit, client="X-Token: tok_alice")
     uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
 
 

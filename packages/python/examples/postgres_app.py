@@ -13,8 +13,8 @@ import os
 import sys
 from typing import Any, Optional
 
-from _greeting import greet
 from _log import LoggingTelemetry
+from _server import greet
 from flask import Flask, request
 from werkzeug.serving import make_server
 
