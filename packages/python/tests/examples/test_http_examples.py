@@ -11,6 +11,7 @@ import re
 import secrets
 import shutil
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple, Union
 
@@ -38,6 +39,29 @@ def _until_limited(clients: list[httpx.Client], headers: dict[str, str]) -> tupl
         if r.status_code != 200:
             return i, r, time.monotonic() - start
     raise AssertionError(f"{3 * BURST} requests as {headers} admitted: no limit")
+
+
+def _concurrently_until_limited(
+    clients: list[httpx.Client], headers: dict[str, str], lanes: int
+) -> tuple[int, httpx.Response, float]:
+    """``lanes`` concurrent requesters as one client, lane i on ``clients[i % len(clients)]``, each until its first
+    429: (admitted in all, a 429, seconds)."""
+    admitted = [0] * lanes
+    refused: list[httpx.Response] = []
+    start = time.monotonic()
+
+    def lane(i: int) -> None:
+        for _ in range(3 * BURST):
+            r = clients[i % len(clients)].get("/api/hello", headers=headers)
+            if r.status_code != 200:
+                refused.append(r)
+                return
+            admitted[i] += 1
+
+    with ThreadPoolExecutor(lanes) as pool:
+        list(pool.map(lane, range(lanes)))
+    assert len(refused) == lanes, f"{lanes} lanes, {len(refused)} refused: no limit"
+    return sum(admitted), refused[0], time.monotonic() - start
 
 
 def _assert_limited(admitted: int, last: httpx.Response, seconds: float) -> None:
@@ -83,6 +107,8 @@ def test_headers_429_exempt_health_check_and_one_log_line_per_decision(start_exa
     assert re.fullmatch(rf"{LOG_TIME} req_id=[0-9a-f]{{3}} key=ip:127\.0\.0\.1 check=exempt", logs[-1])
 
 
+#: Requests in flight at once, over both processes: the store, not the order of arrival, must keep the count.
+LANES = 8
 Example = Union[str, Path]  # a file of examples/, or the path of another example
 NODE_EXAMPLE = TYPESCRIPT / "examples" / "express-api.mjs"  # the root README's example, on PUBLIC_API too
 
@@ -97,6 +123,7 @@ class Shared(NamedTuple):
     client: dict[str, str]  # the headers that make a request this client's
     key: str  # the client's identity in the log lines (a regular expression)
     extra_env: dict[str, str]  # more variables for the examples
+    lanes: int = LANES  # requests in flight at once
 
 
 def _shared_cases() -> list[Shared]:
@@ -129,6 +156,9 @@ def _shared_cases() -> list[Shared]:
             {"x-token": "tok_alice"},
             "user:alice",
             {"MONGODB_DATABASE": f"halt_example_{secrets.token_hex(4)}"},
+            # One at a time: FerretDB (the test server) does not make a conditional update atomic under concurrent
+            # writers, so concurrent checks may over-admit there (docs/stores.md); MongoDB does.
+            lanes=1,
         ),
     ]
 
@@ -158,15 +188,31 @@ def test_two_processes_share_one_limit(start_example: StartExample, case: Shared
         _require_node()
     one, two = (start_example(f, {case.env: url, **case.extra_env}) for f in case.files)
     with httpx.Client(base_url=one.url) as a, httpx.Client(base_url=two.url) as b:
-        # Alternating between the processes: one bucket in the store, not one each (that would admit twice the burst).
-        admitted, last, seconds = _until_limited([a, b], case.client)
+        # Over both processes: one bucket in the store, not one each (that would admit twice the burst).
+        admitted, last, seconds = _concurrently_until_limited([a, b], case.client, case.lanes)
         _assert_limited(admitted, last, seconds)
         if case.files[0] in ("postgres_app.py", "mongodb_app.py"):
             unknown = a.get("/api/hello", headers={k: "nobody" for k in case.client})
             assert unknown.status_code == 401  # authentication first: an unknown client spends no limit
             assert "ratelimit-limit" not in unknown.headers
-    ones, twos = _decision_lines(one, 1), _decision_lines(two, 1)
-    assert re.fullmatch(rf"{LOG_TIME} req_id=[0-9a-f]+ key={case.key} check=pass remaining=119", ones[0])
-    assert re.fullmatch(rf"{LOG_TIME} req_id=[0-9a-f]+ key={case.key} check=pass remaining=118", twos[0])
+        # A last request to each (an exempt health check): once its line is read, so is every line before it.
+        for http, example in ((a, one), (b, two)):
+            assert http.get("/health").status_code == 200
+            example.until(lambda ls: any(" check=exempt" in line for line in ls))
+    # Each process logged its share of the admissions and its refusals, under the one identity.
+    logs = [line for line in one.lines() + two.lines() if " check=" in line]
+    passed = [
+        line
+        for line in logs
+        if re.fullmatch(rf"{LOG_TIME} req_id=[0-9a-f]+ key={case.key} check=pass remaining=\d+", line)
+    ]
+    limited = [
+        line
+        for line in logs
+        if re.fullmatch(rf"{LOG_TIME} req_id=[0-9a-f]+ key={case.key} check=limit remaining=0 retry_after=1", line)
+    ]
+    assert len(passed) == admitted and len(limited) == case.lanes, logs
+    assert all(set(passed) & set(example.lines()) for example in (one, two))  # both served
+    assert {line.rsplit("=", 1)[1] for line in passed} >= {str(n) for n in range(BURST)}  # 119 down to 0
     if "x-api-key" in case.client:
-        assert not [line for line in ones + twos if case.client["x-api-key"] in line]
+        assert not [line for line in logs if case.client["x-api-key"] in line]
