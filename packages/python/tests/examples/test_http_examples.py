@@ -44,15 +44,15 @@ def _until_limited(clients: list[httpx.Client], headers: dict[str, str]) -> tupl
 def _concurrently_until_limited(
     clients: list[httpx.Client], headers: dict[str, str], lanes: int
 ) -> tuple[int, httpx.Response, float]:
-    """``lanes`` concurrent requesters as one client, lane i on ``clients[i % len(clients)]``, each until its first
+    """``lanes`` concurrent requesters as one client, each alternating over ``clients`` (processes) until its first
     429: (admitted in all, a 429, seconds)."""
     admitted = [0] * lanes
     refused: list[httpx.Response] = []
     start = time.monotonic()
 
     def lane(i: int) -> None:
-        for _ in range(3 * BURST):
-            r = clients[i % len(clients)].get("/api/hello", headers=headers)
+        for j in range(i, i + 3 * BURST):
+            r = clients[j % len(clients)].get("/api/hello", headers=headers)
             if r.status_code != 200:
                 refused.append(r)
                 return
