@@ -7,9 +7,11 @@ use; `scripts/services.sh start mongodb` prints a throwaway server's address (Fe
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import uvicorn
@@ -61,7 +63,13 @@ class Authenticate:
         await self.app(scope, receive, send)
 
 
-app = FastAPI()
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    await store.aclose()  # it made the MongoDB client: it closes it
+
+
+app = FastAPI(lifespan=lifespan)
 app.add_middleware(HaltMiddleware, limiter=limiter)
 app.add_middleware(Authenticate)  # added last, so it runs first
 
