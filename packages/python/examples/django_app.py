@@ -16,13 +16,12 @@ import sys
 from typing import Callable
 
 import django
-from _log import LoggingTelemetry
 from _server import greet
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 
-from halt import InMemoryStore, Store, presets
+from halt import InMemoryStore, LoggingTelemetry, Store, presets
 
 logging.basicConfig(level=logging.INFO, format="%(message)s")  # the log lines on stderr, however started
 

@@ -13,12 +13,11 @@ import secrets
 from typing import Any
 
 import uvicorn
-from _log import LoggingTelemetry
 from _server import greet, listen
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 
-from halt import InMemoryStore, RateLimiter, Store, presets
+from halt import InMemoryStore, LoggingTelemetry, RateLimiter, Store, presets
 from halt.adapters.fastapi import HaltMiddleware
 from halt.core.store import AsyncStore
 

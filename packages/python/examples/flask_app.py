@@ -11,12 +11,11 @@ import logging
 import os
 import secrets
 
-from _log import LoggingTelemetry
 from _server import greet
 from flask import Flask, request
 from werkzeug.serving import make_server
 
-from halt import InMemoryStore, RateLimiter, Store, presets
+from halt import InMemoryStore, LoggingTelemetry, RateLimiter, Store, presets
 from halt.adapters.flask import HaltFlask
 
 logging.basicConfig(level=logging.INFO, format="%(message)s")  # the log lines on stderr, however started

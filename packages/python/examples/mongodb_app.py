@@ -15,14 +15,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import uvicorn
-from _log import LoggingTelemetry
 from _server import greet, listen
 from fastapi import FastAPI, Request
 from fastapi.responses import PlainTextResponse
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 
-from halt import Policy, RateLimiter
+from halt import LoggingTelemetry, Policy, RateLimiter
 from halt.adapters.fastapi import HaltMiddleware
 from halt.stores.mongodb import AsyncMongoDBStore
 

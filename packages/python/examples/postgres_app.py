@@ -13,12 +13,11 @@ import os
 import sys
 from typing import Any, Optional
 
-from _log import LoggingTelemetry
 from _server import greet
 from flask import Flask, request
 from werkzeug.serving import make_server
 
-from halt import Policy, RateLimiter
+from halt import LoggingTelemetry, Policy, RateLimiter
 from halt.adapters.flask import HaltFlask
 from halt.stores.postgres import PostgresStore
 

@@ -75,8 +75,9 @@ def _assert_limited(admitted: int, last: httpx.Response, seconds: float) -> None
 
 
 def _decision_lines(example: RunningExample, count: int) -> list[str]:
-    lines = example.until(lambda ls: sum(" req_id=" in line for line in ls) >= count)
-    return [line for line in lines if " req_id=" in line]
+    """The example's first ``count`` (or more) decision lines (LoggingTelemetry's ``check=`` lines)."""
+    lines = example.until(lambda ls: sum(" check=" in line for line in ls) >= count)
+    return [line for line in lines if " check=" in line]
 
 
 @pytest.mark.parametrize("file", HTTP_EXAMPLES)
@@ -97,9 +98,16 @@ def test_headers_429_exempt_health_check_and_one_log_line_per_decision(start_exa
         assert health.text == "ok"
         assert "ratelimit-limit" not in health.headers
 
-    # One line per decision: the admissions, the 429 and the health check, in order.
+    # One line per decision: the admissions, the 429 and the health check, in order; and one warning when the
+    # client had used 80% of its burst.
     logs = _decision_lines(example, admitted + 3)
     assert len(logs) == admitted + 3, logs
+    near = [line for line in example.lines() if " near_limit " in line]
+    assert len(near) == 1, near
+    assert re.fullmatch(
+        rf"{LOG_TIME} req_id=[0-9a-f]{{3}} key=ip:203\.0\.113\.7 near_limit policy=public_api remaining=24 limit=100",
+        near[0],
+    )
     assert re.fullmatch(rf"{LOG_TIME} req_id=[0-9a-f]{{3}} key=ip:203\.0\.113\.7 check=pass remaining=119", logs[0])
     assert re.fullmatch(
         rf"{LOG_TIME} req_id=[0-9a-f]{{3}} key=ip:203\.0\.113\.7 check=limit remaining=0 retry_after=1", logs[-2]
