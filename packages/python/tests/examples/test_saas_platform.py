@@ -81,11 +81,14 @@ def test_plans_penalties_a_monthly_quota_metrics_and_log_lines(start_example: St
         "\n".join(logs),
         re.M,
     )
-    assert [
-        line
-        for line in logs
-        if re.fullmatch(rf"{LOG_TIME} req_id=\S+ key=user:carol check=quota remaining=0 retry_after=\d+", line)
-    ]
+    # The quota's line carries the request's id: the same as the limiter's line for that request.
+    quota_line = next(
+        line for line in logs if re.search(r" key=user:carol check=quota remaining=0 retry_after=\d+$", line)
+    )
+    request_id = re.fullmatch(rf"{LOG_TIME} req_id=([0-9a-f]{{8}}) .*", quota_line)
+    assert request_id is not None, quota_line
+    same = [line.split(" ")[3] for line in logs if f" req_id={request_id[1]} key=user:carol " in line]
+    assert same == ["check=pass", "check=quota"]
     near = [line for line in logs if " near_limit " in line]
     assert len(near) == 1
     assert near[0].endswith(" key=user:alice near_limit policy=plan_free remaining=1 limit=5")
