@@ -22,12 +22,14 @@ from typing import Any, Callable
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # halt and tests.stores.factories from this checkout
 
 from halt import InMemoryStore, Policy, RateLimiter
-from tests.stores.factories import open_memcached, open_postgres, open_redis
+from tests.stores.factories import open_dynamodb, open_memcached, open_mongodb, open_postgres, open_redis
 
 
 def stores() -> list[tuple[str, Callable[[], Any]]]:
     """(name, open) of each store whose server is running: open returns (store, close)."""
-    pg, mc, rd = (os.environ.get(f"HALT_TEST_{v}_URL") for v in ("POSTGRES", "MEMCACHED", "REDIS"))
+    pg, mc, rd, mg, dd = (
+        os.environ.get(f"HALT_TEST_{v}_URL") for v in ("POSTGRES", "MEMCACHED", "REDIS", "FERRETDB", "DYNAMODB")
+    )
     table, prefix = f"halt_bench_{uuid.uuid4().hex[:6]}", f"halt-bench-{uuid.uuid4().hex[:6]}:"
     out: list[tuple[str, Callable[[], Any]]] = [("InMemoryStore", lambda: (InMemoryStore(sweep_interval=0), None))]
     for form in ("sync", "async"):
@@ -37,6 +39,11 @@ def stores() -> list[tuple[str, Callable[[], Any]]]:
             out.append((f"PostgreSQL ({form})", lambda f=form: open_postgres(pg, table, prefix, f, "5000", "10")))
         if mc:
             out.append((f"Memcached ({form})", lambda f=form: open_memcached(mc, prefix, f, "5000")))
+        if mg:
+            form_ = "sync" if form == "sync" else "asyncio"
+            out.append((f"MongoDB on FerretDB ({form})", lambda f=form_: open_mongodb(mg, table, prefix, f, "5000")))
+    if dd:
+        out.append(("DynamoDB on moto (sync)", lambda: open_dynamodb(dd, table, prefix, "5000", create=True)))
     return out
 
 
