@@ -40,6 +40,11 @@ LIMIT = 50
 KEYS = 20
 OUTAGE = 1.5
 MODES = ("open", "closed", "fallback")
+#: A run in which this process was not scheduled for this long (ms, seen by a probe that sleeps 5 ms at a time, in a
+#: thread and on the event loop) was disturbed by the machine, not by the store: its failed assertions are not the
+#: store's, and it is run again, up to ATTEMPTS times. A failure in an undisturbed run fails at once.
+STALL = 100
+ATTEMPTS = 3
 
 
 @dataclass
@@ -106,7 +111,51 @@ class Lane:
 
 
 def run_fault(case: FaultCase) -> str:
-    """Run the outage; assert; return the report (a Markdown table)."""
+    """Run the outage; assert; return the report (a Markdown table). A run the machine disturbed (``STALL``) and that
+    failed is run again, and the report says so."""
+    disturbed: list[str] = []
+    for attempt in range(1, ATTEMPTS + 1):
+        probe = StallProbe()
+        try:
+            report = _run_once(case, probe)
+        except AssertionError as e:
+            worst = probe.worst * 1000
+            if worst < STALL or attempt == ATTEMPTS:
+                note = f"worst stall of this process: {worst:.0f} ms; {len(disturbed)} disturbed run(s) before"
+                raise AssertionError(f"{e} ({note})") from e
+            first = str(e).splitlines()[0]
+            disturbed.append(f"run {attempt} failed ({first}) while this process stalled {worst:.0f} ms")
+            continue
+        return "\n".join([report, f"Worst stall of this process: {probe.worst * 1000:.0f} ms", *disturbed])
+    raise AssertionError("unreachable")
+
+
+class StallProbe:
+    """How late this process gets scheduled: a thread, and a task on the event loop, that sleep 5 ms at a time and
+    keep the worst oversleep (s)."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self.running = True
+        self.thread = threading.Thread(target=self._thread, daemon=True)
+
+    def _saw(self, started: float) -> None:
+        self.worst = max(self.worst, time.perf_counter() - started - 0.005)
+
+    def _thread(self) -> None:
+        while self.running:
+            t = time.perf_counter()
+            time.sleep(0.005)
+            self._saw(t)
+
+    async def on_loop(self) -> None:
+        while self.running:
+            t = time.perf_counter()
+            await asyncio.sleep(0.005)
+            self._saw(t)
+
+
+def _run_once(case: FaultCase, probe: StallProbe) -> str:
     state = tempfile.mkdtemp(prefix="halt-fault-py-")
     os.chmod(state, 0o755)  # PostgreSQL runs as its own OS user: its cluster then lives in here, and goes with it
     env = {**os.environ, "HALT_SERVICES_DIR": state}
@@ -120,7 +169,7 @@ def run_fault(case: FaultCase) -> str:
         out = services("start", case.service)
         m = re.search(rf"{case.printed}='?([^'\n]+)", out)
         assert m is not None, out
-        return asyncio.run(_load(case, m.group(1), services, state))
+        return asyncio.run(_load(case, m.group(1), services, state, probe))
     finally:
         try:
             services("stop")
@@ -128,7 +177,7 @@ def run_fault(case: FaultCase) -> str:
             shutil.rmtree(state, ignore_errors=True)
 
 
-async def _load(case: FaultCase, url: str, services: Callable[..., str], state: str) -> str:
+async def _load(case: FaultCase, url: str, services: Callable[..., str], state: str, probe: StallProbe) -> str:
     lanes: list[Lane] = []
     for mode in MODES:
         store, close = case.open(url, mode)
@@ -139,6 +188,8 @@ async def _load(case: FaultCase, url: str, services: Callable[..., str], state: 
         await lane.limiter.acheck("warm-up")
         await asyncio.gather(*(lane.limiter.acheck(f"warm-up-{i}") for i in range(case.loops)))
     running = [True]
+    probe.thread.start()
+    probing = asyncio.ensure_future(probe.on_loop())
 
     def one(lane: Lane, loop: int, i: int) -> Sample:
         return Sample(key=f"user:{(loop * 7 + i) % KEYS}", start=time.perf_counter())
@@ -218,6 +269,8 @@ async def _load(case: FaultCase, url: str, services: Callable[..., str], state: 
     while not settled() and time.perf_counter() < patience:
         await asyncio.sleep(0.1)
     running[0] = False
+    probe.running = False
+    await probing
     if sync:
         for t in threads:
             await blocking(t.join)
@@ -239,17 +292,20 @@ async def _load(case: FaultCase, url: str, services: Callable[..., str], state: 
     ]
     for lane in lanes:
         mode, samples = lane.mode, lane.samples
-        assert [repr(s.thrown) for s in samples if s.thrown is not None] == [], mode
+        thrown = [repr(s.thrown) for s in samples if s.thrown is not None]
+        assert thrown == [], f"{mode}: {len(thrown)} checks raised, first {thrown[:3]}"
         slowest = max(s.latency for s in samples)
         assert slowest < timeout + MARGIN / 1000, f"{mode}: slowest answer {slowest * 1000:.0f} ms"
         # Healthy: the store decides.
         before = [s for s in samples if s.start + s.latency < t_down]
-        assert len(before) > 30, mode
-        assert [s for s in before if s.store_error is not None] == [], mode
+        assert len(before) > 30, f"{mode}: only {len(before)} answers before the outage"
+        early = [s for s in before if s.store_error is not None]
+        assert early == [], f"{mode}: {len(early)} store errors before the outage, first {early[0].store_error}"
         # Outage: the failure policy decides.
         during = [s for s in samples if s.start > t_dead + timeout + 0.05 and s.start + s.latency < t_up]
-        assert len(during) > 30, mode
-        assert {s.store_error for s in during} == {mode}, mode
+        assert len(during) > 30, f"{mode}: only {len(during)} answers during the outage"
+        seen = {s.store_error for s in during}
+        assert seen == {mode}, f"{mode}: {seen} during the outage"
         if mode == "open":
             assert all(s.allowed and s.reason == "store_error" for s in during)
         if mode == "closed":
@@ -269,11 +325,11 @@ async def _load(case: FaultCase, url: str, services: Callable[..., str], state: 
         recovery = max(0.0, last - t_up)
         assert recovery < 10, f"{mode}: {recovery:.1f} s from the restart until the store answers for good"
         later = [s for s in samples if s.start > last]
-        assert len(later) > 30, mode
-        assert all(s.store_error is None for s in later), mode
+        assert len(later) > 30, f"{mode}: only {len(later)} answers after the recovery"
         # Telemetry saw the errors, each with the action taken.
-        assert lane.errors, mode
-        assert all(e.action == mode and e.operation == "check" for e in lane.errors), mode
+        assert lane.errors, f"{mode}: telemetry saw no store error"
+        odd = [(e.action, e.operation) for e in lane.errors if e.action != mode or e.operation != "check"]
+        assert odd == [], f"{mode}: store errors reported as {odd[:3]}"
         failed = sum(1 for s in samples if s.store_error is not None)
         report.append(
             f"| {mode} | {len(samples)} | {len(before)} | {failed} | {len(lane.errors)} | {recovery * 1000:.0f} ms "
