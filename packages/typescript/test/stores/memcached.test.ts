@@ -69,6 +69,11 @@ describe.skipIf(URL === undefined)('MemcachedStore', () => {
     expect(await raw.get(key)).toBeDefined()
     await sleep(2100)
     expect(await raw.get(key)).toBeUndefined()
+    // The item gone, this process's next write of the key is an `add`, not a `cas` bound to fail.
+    const before = { ...opened.store.counters }
+    expect((await opened.store.consume(rule.ns, 'k', rule, Date.now(), 1)).allowed).toBe(true)
+    expect(opened.store.counters.conflicts - before.conflicts).toBe(0)
+    expect(opened.store.counters.reads - before.reads).toBe(0)
   })
 
   it('clear(ns) and clear() start a new generation: items written before count as absent; so does a lost generation item', async () => {
@@ -81,5 +86,54 @@ describe.skipIf(URL === undefined)('MemcachedStore', () => {
     expect((await opened.store.consume(rule.ns, 'k', rule, T0, 1)).allowed).toBe(true)
     await opened.client.delete(`${prefix}gen`)
     expect((await opened.store.consume(rule.ns, 'k', rule, T0, 1)).allowed).toBe(true)
+  })
+
+  it('the only writer of a key checks in one round trip: after its first check it writes (cas + gets behind it) without reading first', async () => {
+    const rule = compilePolicy({ name: `one-${randomUUID().slice(0, 6)}`, limit: 30, window: 60 })
+    const store = opened.store
+    await store.consume(rule.ns, 'k', rule, T0, 1)
+    const before = { ...store.counters }
+    const allowed: boolean[] = []
+    for (let i = 1; i <= 40; i++) allowed.push((await store.consume(rule.ns, 'k', rule, T0 + i, 1)).allowed)
+    expect(allowed.filter(Boolean)).toHaveLength(29)
+    expect(store.counters.reads - before.reads).toBe(0)
+    expect(store.counters.conflicts - before.conflicts).toBe(0)
+    expect(store.counters.writes - before.writes).toBe(40)
+  })
+
+  it('two writers of one key (two processes) alternating: each wrong guess costs a conflict, never a wrong count', async () => {
+    const other = await openMemcached(URL as string, prefix)
+    try {
+      const rule = compilePolicy({ name: `two-${randomUUID().slice(0, 6)}`, limit: 50, window: 60 })
+      let admitted = 0
+      for (let i = 0; i < 80; i++) {
+        const store = i % 2 === 0 ? opened.store : other.store
+        if ((await store.consume(rule.ns, 'k', rule, T0 + i, 1)).allowed) admitted++
+      }
+      expect(admitted).toBe(50)
+      expect(other.store.counters.conflicts).toBeGreaterThan(0)
+    } finally {
+      await other.close()
+    }
+  })
+
+  it('a clear by another process is honoured by the next check of a writer that speculates', async () => {
+    const other = await openMemcached(URL as string, prefix)
+    try {
+      const rule = compilePolicy({ name: `clr-${randomUUID().slice(0, 6)}`, limit: 2, window: 60 })
+      const store = opened.store
+      await store.consume(rule.ns, 'k', rule, T0, 1)
+      await store.consume(rule.ns, 'k', rule, T0, 1)
+      expect((await store.consume(rule.ns, 'k', rule, T0, 1)).allowed).toBe(false)
+      await other.store.clear(rule.ns)
+      expect((await store.consume(rule.ns, 'k', rule, T0, 1)).allowed).toBe(true)
+      expect(await other.store.get(rule.ns, 'k')).toMatchObject({ state: expect.any(Array) })
+      await other.store.clear()
+      expect((await store.consume(rule.ns, 'k', rule, T0, 1)).allowed).toBe(true)
+      expect((await store.consume(rule.ns, 'k', rule, T0, 1)).allowed).toBe(true)
+      expect((await store.consume(rule.ns, 'k', rule, T0, 1)).allowed).toBe(false)
+    } finally {
+      await other.close()
+    }
   })
 })

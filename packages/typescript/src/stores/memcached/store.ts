@@ -1,4 +1,4 @@
-// MemcachedStore: one item per key, updated by the compare-and-set loop of ../cas.ts with gets / cas (add for new keys).
+// MemcachedStore: one item per key, updated by the compare-and-set loop of ../cas.ts with cas (add for new keys) + gets.
 import { HaltConfigError } from '../../core/errors.js'
 import { CasStore, type CasStoreOptions, checkPrefix, type Next, newVersion, type Versioned, type Written } from '../cas.js'
 import { globalKey, namespaceKey, stateKey } from './keys.js'
@@ -35,9 +35,15 @@ interface Stored {
   g: string
 }
 
-/** The version of a record: Memcached's CAS unique (null: no item, `add` it). */
+/** The version of a record: Memcached's CAS unique (null: no item, `add` it), and the generation its state was read under. */
 export interface MemcachedVersion {
   cas: string | null
+  g: string
+  /**
+   * For a record this process wrote: when (epoch ms) Memcached has most likely dropped the item. An item given N seconds
+   * goes between N - 1 and N + 1 s later (Memcached's clock ticks in seconds); after N a write expects it gone.
+   */
+  dropBy?: number
 }
 
 const THIRTY_DAYS = 30 * 24 * 3600
@@ -55,13 +61,15 @@ interface Read {
 }
 
 /**
- * A store in Memcached: one item per key, written with `cas` on the CAS unique of the `gets` that read it (or `add`
- * for a new key), and retried when another writer came first. Items expire by themselves (whole seconds, so each is
- * kept one second longer than its state needs); an expired item still there decides as a missing one.
+ * A store in Memcached: one item per key, written with `cas` on its CAS unique (or `add` for a new key), and
+ * retried when another writer came first. Each write has a `gets` of the item sent right behind it, which tells the
+ * next CAS unique (or, after a conflict, the current item): while this process is the key's only writer a check is one
+ * round trip (cas + gets), not two (gets, then cas). Items expire by themselves (whole seconds, so each is kept one
+ * second longer than its state needs); an expired item still there decides as a missing one.
  *
  * Memcached cannot list keys, so `clear(ns)` and `clear()` work by generations: each namespace, and the store, has a
- * generation item read with every check (in the same `gets`); a clear replaces it, and items written under an older
- * one count as absent. Keys over 250 bytes or with spaces or control characters are hashed (spec/KEYS.md).
+ * generation item read with every `gets`; a clear replaces it, and items written under an older one count as absent
+ * (a write that finds a newer generation behind it goes again). Keys over 250 bytes or with spaces or control characters are hashed (spec/KEYS.md).
  *
  * @example
  * import { MemcacheClient } from 'memcache-client'
@@ -72,6 +80,7 @@ interface Read {
  * const limiter = new RateLimiter({ store: new MemcachedStore({ client }), policy: { name: 'api', limit: 100, window: '1m' } })
  */
 export class MemcachedStore extends CasStore<MemcachedVersion> {
+  protected override readonly speculation = 'always'
   readonly prefix: string
   private readonly client: MemcachedClientLike
   /** The generations seen by the last read of each namespace: a write tags its value with them. */
@@ -156,21 +165,48 @@ export class MemcachedStore extends CasStore<MemcachedVersion> {
     }
   }
 
+  /**
+   * `cas` (or `add`) and, sent right behind it (one round trip), a `gets` of the key and the generation items: a
+   * conflict hands over the current record, and a success the item's new CAS unique, so the next check of the key
+   * writes without reading first (`speculation: 'always'`). A write tagged with a generation that is no longer
+   * current (a `clear` came first) counts as a conflict: the check goes again on the record as it now is.
+   */
   protected async write(key: string, ns: string, next: Next, prev: Versioned<MemcachedVersion> | null): Promise<Written<MemcachedVersion>> {
-    const value = JSON.stringify({ s: next.state, e: next.expiresAt, g: this.generations.get(ns) ?? '' } satisfies Stored)
+    const tag = this.generations.get(ns) ?? ''
+    // A record (a guess) of an older generation than the latest seen: a clear came since. Read the item again.
+    if (prev !== null && prev.version.g !== tag) return { ok: false }
+    const value = JSON.stringify({ s: next.state, e: next.expiresAt, g: tag } satisfies Stored)
     // Whole seconds, rounded up, plus one: Memcached's clock ticks in seconds, so an item given N seconds may go after N - 1.
     let lifetime = Math.ceil(next.ttlMs / 1000) + 1
     // Beyond 30 days Memcached reads an absolute time, a signed 32-bit one: at most 2038-01-19 (later would overflow
     // and drop the item at once).
     if (lifetime > THIRTY_DAYS) lifetime = Math.min(Math.ceil(Date.now() / 1000) + lifetime, MAX_EXPTIME)
+    // A guess whose item Memcached has most likely dropped by now (an idle key's): `add`, not a `cas` bound to fail
+    // (either way a wrong choice costs one write more: the `gets` behind it hands over the item as it is).
+    const gone = prev?.version.dropBy !== undefined && Date.now() >= prev.version.dropBy
+    const cas = gone ? null : (prev?.version.cas ?? null)
+    const stored = (cas === null ? this.client.add(key, value, { lifetime }) : this.client.cas(key, value, { casUniq: cas, lifetime })).then(
+      () => true,
+      (error) => {
+        if (/NOT_STORED|EXISTS|NOT_FOUND/.test(String((error as Error)?.message))) return false
+        throw error
+      },
+    )
+    // Queued behind the write on the connection (with the other reads of this turn of the event loop, in one `gets`).
+    const after = this.read(key, ns)
+    after.catch(() => {}) // awaited below, unless the write failed
+    const ok = await stored
+    let now: Versioned<MemcachedVersion> | null
     try {
-      if (prev === null || prev.version.cas === null) await this.client.add(key, value, { lifetime })
-      else await this.client.cas(key, value, { casUniq: prev.version.cas, lifetime })
-      return { ok: true }
-    } catch (error) {
-      if (/NOT_STORED|EXISTS|NOT_FOUND/.test(String((error as Error)?.message))) return { ok: false }
-      throw error
+      now = await after
+    } catch {
+      return ok ? { ok: true } : { ok: false } // the write's outcome stands; the next check reads first
     }
+    if (!ok || now?.version.g !== tag) return { ok: false, current: now }
+    // The item holds what was written (if another writer put the same there since, its CAS unique serves as well).
+    return now.version.cas !== null && now.expiresAt === next.expiresAt && same(now.state, next.state)
+      ? { ok: true, version: { ...now.version, dropBy: lifetime > THIRTY_DAYS ? lifetime * 1000 : Date.now() + lifetime * 1000 } }
+      : { ok: true }
   }
 
   protected async remove(key: string): Promise<void> {
@@ -189,10 +225,10 @@ export class MemcachedStore extends CasStore<MemcachedVersion> {
 /** A key's record from its item of a `gets`: none, absent (an older generation, or unreadable: overwritten with cas), or its state. */
 function decode(item: MemcachedValue | undefined, generation: string): Versioned<MemcachedVersion> | null {
   if (item === undefined) return null
-  const cas = item.casUniq === undefined ? null : String(item.casUniq)
+  const version = { cas: item.casUniq === undefined ? null : String(item.casUniq), g: generation }
   const stored = parse(text(item))
-  if (stored === undefined || stored.g !== generation) return { state: [], version: { cas }, expiresAt: 0 }
-  return { state: stored.s, version: { cas }, expiresAt: stored.e }
+  if (stored === undefined || stored.g !== generation) return { state: [], version, expiresAt: 0 }
+  return { state: stored.s, version, expiresAt: stored.e }
 }
 
 /** A new generation: random, 53 bits in base 36. */
@@ -213,6 +249,10 @@ function parse(raw: string | undefined): Stored | undefined {
   } catch {
     return undefined
   }
+}
+
+function same(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i])
 }
 
 function notStored(error: unknown): void {
