@@ -5,9 +5,13 @@ are the TypeScript store's (packages/typescript/src/stores/postgres), so Node an
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
+import socket
 import threading
-from typing import Any, Optional
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
 
 from halt.core.errors import HaltConfigError
 from halt.stores.cas import (
@@ -29,6 +33,61 @@ from halt.stores.redis.keys import escape_key_part
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 CLEANUP_BATCH = 10_000
+
+
+class _Deadlines:
+    """A deadline for each statement of the sync store: psycopg's blocking wait has none, so a server frozen on a host
+    that still acknowledges TCP (SIGSTOP, a stuck process) would hold a check forever. A daemon thread (started on
+    first use, one per store) shuts down the socket of a connection whose statement is past its deadline: the wait
+    returns with an error, the check fails into the limiter's ``on_store_error``, and the pool replaces the connection.
+    The deadline is the store's ``timeout`` plus a quarter (``statement_timeout`` answers first on a running server)."""
+
+    def __init__(self, timeout_ms: float, stop: threading.Event) -> None:
+        self.slack = timeout_ms / 1000 * 1.25
+        self.tick = max(0.01, timeout_ms / 10_000)
+        self._stop = stop
+        self._lock = threading.Lock()
+        self._live: dict[int, tuple[float, int]] = {}
+        self._ids = itertools.count()
+        self._thread: Optional[threading.Thread] = None
+
+    @contextmanager
+    def bound(self, conn: Any, statements: int = 1) -> Iterator[None]:
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._thread = threading.Thread(target=self._watch, name="halt-postgres-deadlines", daemon=True)
+                    self._thread.start()
+        token = next(self._ids)
+        with self._lock:
+            self._live[token] = (time.monotonic() + self.slack * statements, conn.pgconn.socket)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._live.pop(token, None)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.tick):
+            now = time.monotonic()
+            with self._lock:  # held while shutting down: a statement that ends meanwhile cannot hand its fd back
+                for token, (deadline, fd) in list(self._live.items()):
+                    if now >= deadline:
+                        del self._live[token]
+                        _shutdown(fd)
+
+
+def _shutdown(fd: int) -> None:
+    try:
+        s = socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM)  # a duplicate: closing it leaves psycopg's fd
+    except OSError:
+        return
+    try:
+        s.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        s.close()
 
 
 def quote_table(table: object) -> str:
@@ -213,7 +272,9 @@ class PostgresStore(_Postgres, CasStore[int]):
     autocommit connections whose statements the server cancels after ``timeout`` ms (``statement_timeout``); a
     checkout waits at most ``timeout`` ms too. ``min_connections`` of them are opened before the first check (a pool
     that grows under load opens connections inside the checks' timeout). With ``pool``, configure those yourself
-    (autocommit saves a round trip per statement).
+    (autocommit saves a round trip per statement). Either way a statement that runs past 1.25 x ``timeout`` (a server
+    frozen on a live host, which neither cancels nor closes) has its connection's socket shut down, and the check
+    fails into the limiter's ``on_store_error``.
 
     Example::
 
@@ -266,6 +327,7 @@ class PostgresStore(_Postgres, CasStore[int]):
         self._setup_lock = threading.Lock()
         self._ready_done = not self.create_table and not self._owns_pool
         self._stop = threading.Event()
+        self._deadlines = _Deadlines(self.timeout, self._stop)
         if self.cleanup_interval > 0:
             start_cleanup_thread(self, self.cleanup_interval / 1000, self._stop, "halt-postgres-cleanup")
 
@@ -273,7 +335,7 @@ class PostgresStore(_Postgres, CasStore[int]):
         """Run one statement; the first row (or None) for statements that return rows, else the row count."""
         if not self._ready_done:
             self._ready()
-        with self.pool.connection(self._wait) as conn:
+        with self.pool.connection(self._wait) as conn, self._deadlines.bound(conn):
             cur = conn.execute(self._sql[name], params, prepare=True)
             return cur.fetchone() if cur.description is not None else cur.rowcount
 
@@ -308,7 +370,7 @@ class PostgresStore(_Postgres, CasStore[int]):
             self._ready()
         while True:
             done = True
-            with self.pool.connection(self._wait) as conn, conn.transaction():
+            with self.pool.connection(self._wait) as conn, self._deadlines.bound(conn, 4), conn.transaction():
                 row = conn.execute(self._sql["lock"], {"k": key}, prepare=True).fetchone()
                 current = None if row is None else _record(row)
                 nxt = apply(current)

@@ -243,12 +243,17 @@ async def _load(case: FaultCase, url: str, services: Callable[..., str], state: 
         await blocking(services, "restart", case.service)
     else:
         assert case.pid_file is not None
-        pid = int((Path(state) / case.pid_file).read_text().strip())
-        os.kill(pid, signal.SIGSTOP)
+        # The server's process and its children (PostgreSQL's backends): the first line of the pid file.
+        pid = int((Path(state) / case.pid_file).read_text().split()[0])
+        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+        pids = [pid, *map(int, children)]
+        for p in pids:
+            os.kill(p, signal.SIGSTOP)
         t_dead = time.perf_counter()
         await asyncio.sleep(OUTAGE)
         t_up = time.perf_counter()
-        os.kill(pid, signal.SIGCONT)
+        for p in pids:
+            os.kill(p, signal.SIGCONT)
     deadline = time.perf_counter() + 15
     while any(lane.limiter.store_down for lane in lanes) and time.perf_counter() < deadline:
         await asyncio.sleep(0.02)

@@ -17,32 +17,50 @@ TIMEOUT = 250
 # CI run (once in several): its timeout is 500 ms.
 ASYNC_PG_TIMEOUT = 500
 
-CASES = [
-    FaultCase(
-        name="PostgreSQL",
-        service="postgres",
-        printed="HALT_TEST_POSTGRES_URL",
-        outage="kill",
-        timeout=TIMEOUT if form == "sync" else ASYNC_PG_TIMEOUT,
-        open=lambda url, lane, form=form: open_postgres(
-            url, f"fault_{lane}", "halt:", form, str(TIMEOUT if form == "sync" else ASYNC_PG_TIMEOUT), "10"
-        ),
-    )
-    for form in ("sync", "async")
-] + [
-    FaultCase(
-        name="Memcached",
-        service="memcached",
-        printed="HALT_TEST_MEMCACHED_URL",
-        outage="kill",
-        timeout=TIMEOUT,
-        open=lambda url, lane, form=form: open_memcached(url, f"{lane}:", form, str(TIMEOUT)),
-    )
-    for form in ("sync", "async")
-]
+CASES = (
+    [
+        FaultCase(
+            name="PostgreSQL",
+            service="postgres",
+            printed="HALT_TEST_POSTGRES_URL",
+            outage="kill",
+            timeout=TIMEOUT if form == "sync" else ASYNC_PG_TIMEOUT,
+            open=lambda url, lane, form=form: open_postgres(
+                url, f"fault_{lane}", "halt:", form, str(TIMEOUT if form == "sync" else ASYNC_PG_TIMEOUT), "10"
+            ),
+        )
+        for form in ("sync", "async")
+    ]
+    + [
+        # Frozen, not killed: the host still acknowledges TCP, so only the store's own deadlines bound a sync check.
+        FaultCase(
+            name="PostgreSQL",
+            service="postgres",
+            printed="HALT_TEST_POSTGRES_URL",
+            outage="stall",
+            pid_file="postgres/data/postmaster.pid",
+            timeout=TIMEOUT,
+            open=lambda url, lane: open_postgres(url, f"fault_{lane}", "halt:", "sync", str(TIMEOUT), "10"),
+        )
+    ]
+    + [
+        FaultCase(
+            name="Memcached",
+            service="memcached",
+            printed="HALT_TEST_MEMCACHED_URL",
+            outage="kill",
+            timeout=TIMEOUT,
+            open=lambda url, lane, form=form: open_memcached(url, f"{lane}:", form, str(TIMEOUT)),
+        )
+        for form in ("sync", "async")
+    ]
+)
 
 
-@pytest.mark.parametrize("case", CASES, ids=["postgres-sync", "postgres-async", "memcached-sync", "memcached-async"])
+IDS = ["postgres-sync", "postgres-async", "postgres-sync-frozen", "memcached-sync", "memcached-async"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_killed_and_restarted_in_the_middle_of_a_load(case: FaultCase) -> None:
     var = {"postgres": "HALT_TEST_POSTGRES_URL", "memcached": "HALT_TEST_MEMCACHED_URL"}[case.service]
     if not os.environ.get(var):  # where the shared server of this kind is provisioned (npm test starts them)
