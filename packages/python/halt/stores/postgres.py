@@ -53,14 +53,12 @@ class _Deadlines:
 
     @contextmanager
     def bound(self, conn: Any, statements: int = 1) -> Iterator[None]:
-        if self._thread is None:
-            with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(target=self._watch, name="halt-postgres-deadlines", daemon=True)
-                    self._thread.start()
         token = next(self._ids)
         with self._lock:
             self._live[token] = (time.monotonic() + self.slack * statements, conn.pgconn.socket)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, name="halt-postgres-deadlines", daemon=True)
+                self._thread.start()
         try:
             yield
         finally:
@@ -68,6 +66,7 @@ class _Deadlines:
                 self._live.pop(token, None)
 
     def _watch(self) -> None:
+        idle = 0
         while not self._stop.wait(self.tick):
             now = time.monotonic()
             with self._lock:  # held while shutting down: a statement that ends meanwhile cannot hand its fd back
@@ -75,6 +74,10 @@ class _Deadlines:
                     if now >= deadline:
                         del self._live[token]
                         _shutdown(fd)
+                idle = 0 if self._live else idle + 1
+                if idle >= 100:  # nothing to watch for 100 ticks: stop (the next statement starts a watcher again)
+                    self._thread = None
+                    return
 
 
 def _shutdown(fd: int) -> None:
