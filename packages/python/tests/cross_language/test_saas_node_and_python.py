@@ -19,7 +19,8 @@ import redis
 
 from halt import PenaltyConfig, PenaltyManager, Quota, QuotaManager
 from halt.stores.redis import RedisStore
-from tests.cross_language.test_node_and_python import HERE, _require
+from tests.cross_language.support import HERE, require
+from tests.support import redis_url as _redis_url
 
 LIMIT = 150
 CHECKS_EACH = 200
@@ -55,7 +56,7 @@ class Backend:
 
 @pytest.fixture(params=["redis", "postgres"])
 def backend(request: Any) -> Iterator[Backend]:
-    redis_url = _require()
+    redis_url = require(_redis_url(), "HALT_TEST_REDIS_URL")
     if request.param == "redis":
         prefix = f"halt-xs-{uuid.uuid4().hex[:8]}:"
         client = redis.Redis.from_url(redis_url)

@@ -28,7 +28,7 @@ from tests.stores.docstores import MONGO_OPTIONS, at_once, mongo_servers, need
 T0 = 1_700_000_000_000
 SERVERS = mongo_servers()
 IDS = [s[0] for s in SERVERS]
-HAMMER = Path(__file__).resolve().parents[1] / "cross_language" / "hammer_docstore.mjs"
+HAMMER = Path(__file__).resolve().parents[1] / "cross_language" / "hammer_stores.mjs"
 
 
 @pytest.fixture(params=SERVERS, ids=IDS)
