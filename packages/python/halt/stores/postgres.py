@@ -63,7 +63,9 @@ class _Deadlines:
             yield
         finally:
             with self._lock:
-                self._live.pop(token, None)
+                fired = self._live.pop(token, None) is None
+            if fired:  # shut down (perhaps just as its statement ended): closed, the pool replaces it
+                conn.close()
 
     def _watch(self) -> None:
         idle = 0
