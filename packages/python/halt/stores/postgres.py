@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import re
 import socket
 import threading
@@ -54,9 +55,12 @@ class _Deadlines:
     @contextmanager
     def bound(self, conn: Any, statements: int = 1) -> Iterator[None]:
         token = next(self._ids)
+        # A duplicate of the connection's socket: if libpq closes its own (a broken connection) and the number is
+        # reused meanwhile, shutting this one down still reaches the old socket only.
+        fd = os.dup(conn.pgconn.socket)
         with self._lock:
-            self._live[token] = (time.monotonic() + self.slack * statements, conn.pgconn.socket)
-            if self._thread is None:
+            self._live[token] = (time.monotonic() + self.slack * statements, fd)
+            if self._thread is None or not self._thread.is_alive():  # none yet, stopped idle, or lost in a fork
                 self._thread = threading.Thread(target=self._watch, name="halt-postgres-deadlines", daemon=True)
                 self._thread.start()
         try:
@@ -64,6 +68,7 @@ class _Deadlines:
         finally:
             with self._lock:
                 fired = self._live.pop(token, None) is None
+            os.close(fd)
             if fired:  # shut down (perhaps just as its statement ended): closed, the pool replaces it
                 conn.close()
 
@@ -353,8 +358,13 @@ class PostgresStore(_Postgres, CasStore[int]):
             if self._owns_pool:
                 self.pool.wait(self.timeout / 1000)  # its first min_connections, before the first statement
             if self.create_table:
-                with self.pool.connection(self._wait) as conn, conn.transaction():
-                    for statement in self._ddl():
+                ddl = self._ddl()
+                with (
+                    self.pool.connection(self._wait) as conn,
+                    self._deadlines.bound(conn, len(ddl) + 2),
+                    conn.transaction(),
+                ):
+                    for statement in ddl:
                         conn.execute(statement)
             self._ready_done = True
 

@@ -40,9 +40,11 @@ LIMIT = 50
 KEYS = 20
 OUTAGE = 1.5
 MODES = ("open", "closed", "fallback")
-#: A run in which this process was not scheduled for this long (ms, seen by a probe that sleeps 5 ms at a time, in a
-#: thread and on the event loop) was disturbed by the machine, not by the store: its failed assertions are not the
-#: store's, and it is run again, up to ATTEMPTS times. A failure in an undisturbed run fails at once.
+#: A run in which a thread of this process that only sleeps 5 ms at a time was not scheduled for this long (ms) was
+#: disturbed by the machine (a stalled VM, a collection of the harness's own garbage), not by the store: a failed
+#: assertion of such a run is not the store's, and it runs again, up to ATTEMPTS times. A failure in an undisturbed run,
+#: or in the last one, fails at once. (The probe is a thread, not a task on the event loop: code under test that
+#: blocks the loop must not pass for a disturbance.)
 STALL = 100
 ATTEMPTS = 3
 
@@ -121,7 +123,7 @@ def run_fault(case: FaultCase) -> str:
         except AssertionError as e:
             worst = probe.worst * 1000
             if worst < STALL or attempt == ATTEMPTS:
-                note = f"worst stall of this process: {worst:.0f} ms; {len(disturbed)} disturbed run(s) before"
+                note = "; ".join([f"worst stall of this process: {worst:.0f} ms", *disturbed])
                 raise AssertionError(f"{e} ({note})") from e
             first = str(e).splitlines()[0]
             disturbed.append(f"run {attempt} failed ({first}) while this process stalled {worst:.0f} ms")
@@ -131,8 +133,7 @@ def run_fault(case: FaultCase) -> str:
 
 
 class StallProbe:
-    """How late this process gets scheduled: a thread, and a task on the event loop, that sleep 5 ms at a time and
-    keep the worst oversleep (s)."""
+    """How late this process gets scheduled: a thread that sleeps 5 ms at a time and keeps the worst oversleep (s)."""
 
     def __init__(self) -> None:
         self.worst = 0.0
@@ -146,12 +147,6 @@ class StallProbe:
         while self.running:
             t = time.perf_counter()
             time.sleep(0.005)
-            self._saw(t)
-
-    async def on_loop(self) -> None:
-        while self.running:
-            t = time.perf_counter()
-            await asyncio.sleep(0.005)
             self._saw(t)
 
 
@@ -189,7 +184,6 @@ async def _load(case: FaultCase, url: str, services: Callable[..., str], state: 
         await asyncio.gather(*(lane.limiter.acheck(f"warm-up-{i}") for i in range(case.loops)))
     running = [True]
     probe.thread.start()
-    probing = asyncio.ensure_future(probe.on_loop())
 
     def one(lane: Lane, loop: int, i: int) -> Sample:
         return Sample(key=f"user:{(loop * 7 + i) % KEYS}", start=time.perf_counter())
@@ -233,58 +227,62 @@ async def _load(case: FaultCase, url: str, services: Callable[..., str], state: 
     async def blocking(fn: Callable[..., Any], *args: Any) -> Any:
         return await loop.run_in_executor(None, fn, *args)
 
-    await asyncio.sleep(1.0)
-    t_down = time.perf_counter()
-    if case.outage == "kill":
-        await blocking(services, "kill", case.service)
-        t_dead = time.perf_counter()
-        await asyncio.sleep(OUTAGE)
-        t_up = time.perf_counter()
-        await blocking(services, "restart", case.service)
-    else:
-        assert case.pid_file is not None
-        # The server's process and its children (PostgreSQL's backends): the first line of the pid file.
-        pid = int((Path(state) / case.pid_file).read_text().split()[0])
-        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-        pids = [pid, *map(int, children)]
-        for p in pids:
-            os.kill(p, signal.SIGSTOP)
-        t_dead = time.perf_counter()
-        await asyncio.sleep(OUTAGE)
-        t_up = time.perf_counter()
-        for p in pids:
-            os.kill(p, signal.SIGCONT)
-    deadline = time.perf_counter() + 15
-    while any(lane.limiter.store_down for lane in lanes) and time.perf_counter() < deadline:
-        await asyncio.sleep(0.02)
-    await asyncio.sleep(4)
+    stopped: list[int] = []
+    try:
+        await asyncio.sleep(1.0)
+        t_down = time.perf_counter()
+        if case.outage == "kill":
+            await blocking(services, "kill", case.service)
+            t_dead = time.perf_counter()
+            await asyncio.sleep(OUTAGE)
+            t_up = time.perf_counter()
+            await blocking(services, "restart", case.service)
+        else:
+            assert case.pid_file is not None
+            # The server's process (the first line of its pid file), stopped first so that it forks no more, then
+            # its children (PostgreSQL's backends).
+            pid = int((Path(state) / case.pid_file).read_text().split()[0])
+            _signal([pid], signal.SIGSTOP, stopped)
+            children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+            _signal(list(map(int, children)), signal.SIGSTOP, stopped)
+            t_dead = time.perf_counter()
+            await asyncio.sleep(OUTAGE)
+            t_up = time.perf_counter()
+            _signal(stopped, signal.SIGCONT, [])
+            stopped.clear()
+        deadline = time.perf_counter() + 15
+        while any(lane.limiter.store_down for lane in lanes) and time.perf_counter() < deadline:
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(4)
 
-    def last_failure(lane: Lane) -> float:
-        return max([0.0] + [s.start + s.latency for s in lane.samples if s.store_error is not None])
+        def last_failure(lane: Lane) -> float:
+            return max([0.0] + [s.start + s.latency for s in lane.samples if s.store_error is not None])
 
-    def settled() -> bool:
-        """Every lane has answered from the store 60 times since its last failure."""
+        def settled() -> bool:
+            """Every lane has answered from the store 60 times since its last failure."""
+            for lane in lanes:
+                last = last_failure(lane)
+                if sum(1 for s in lane.samples[-61:] if s.start > last) <= 60:
+                    return False
+            return True
+
+        patience = time.perf_counter() + 10
+        while not settled() and time.perf_counter() < patience:
+            await asyncio.sleep(0.1)
+    finally:
+        # Whatever failed above: thaw the server, stop the load (non-daemon threads would keep pytest alive).
+        _signal(stopped, signal.SIGCONT, [])
+        running[0] = False
+        probe.running = False
+        if sync:
+            for t in threads:
+                await blocking(t.join)
+        else:
+            await asyncio.gather(*tasks)
         for lane in lanes:
-            last = last_failure(lane)
-            if sum(1 for s in lane.samples[-61:] if s.start > last) <= 60:
-                return False
-        return True
-
-    patience = time.perf_counter() + 10
-    while not settled() and time.perf_counter() < patience:
-        await asyncio.sleep(0.1)
-    running[0] = False
-    probe.running = False
-    await probing
-    if sync:
-        for t in threads:
-            await blocking(t.join)
-    else:
-        await asyncio.gather(*tasks)
-    for lane in lanes:
-        done = lane.close()
-        if inspect.isawaitable(done):
-            await done
+            done = lane.close()
+            if inspect.isawaitable(done):
+                await done
 
     timeout = case.timeout / 1000
     report = [
@@ -341,6 +339,16 @@ async def _load(case: FaultCase, url: str, services: Callable[..., str], state: 
             f"| {slowest * 1000:.1f} ms |"
         )
     return "\n".join(report)
+
+
+def _signal(pids: list[int], sig: int, done: list[int]) -> None:
+    """Send ``sig`` to each of ``pids`` that still runs (a backend may have exited meanwhile); note those reached."""
+    for p in pids:
+        try:
+            os.kill(p, sig)
+        except ProcessLookupError:
+            continue
+        done.append(p)
 
 
 __all__ = ["FaultCase", "run_fault"]

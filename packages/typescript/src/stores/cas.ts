@@ -572,9 +572,10 @@ export abstract class CasStore<V> implements Store {
 
   /** Remember what this process wrote, for its next speculative write. */
   private remember(key: string, next: Next, version: V | undefined): void {
-    if (version === undefined) return
-    // Delete first: refreshing a key already held must not evict another key.
+    // Delete first: refreshing a key already held must not evict another key. No version: no guess (an older one
+    // would be stale now).
     this.guesses.delete(key)
+    if (version === undefined) return
     if (this.guesses.size >= GUESSES) this.guesses.delete(this.guesses.keys().next().value as string)
     this.guesses.set(key, { state: next.state, version, expiresAt: next.expiresAt })
   }

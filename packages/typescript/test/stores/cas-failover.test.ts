@@ -123,44 +123,52 @@ for (const c of cases) {
               }),
             )
             const running = load(lanes, LOOPS)
-
-            await sleep(1000)
-            const tDown = performance.now()
-            // tDead: the moment the server surely answers no more (services.sh returns once the process is gone: on a
-            // loaded machine that can be a few hundred ms after tDown). tUp: the moment it may answer again (the restart
-            // begins, or the thaw).
-            let tDead = tDown
-            let tUp: number
-            if (c.outage === 'kill') {
-              await services('kill', c.service)
-              tDead = performance.now()
-              await sleep(OUTAGE)
-              tUp = performance.now()
-              await services('restart', c.service)
-            } else {
-              const pid = servicePid(c.service as 'dynamodb', dir as string)
-              process.kill(pid, 'SIGSTOP')
-              await sleep(OUTAGE)
-              tUp = performance.now()
-              process.kill(pid, 'SIGCONT')
+            let frozen: number | undefined
+            let tDown = 0
+            let tDead = 0
+            let tUp = 0
+            try {
+              await sleep(1000)
+              tDown = performance.now()
+              // tDead: the moment the server surely answers no more (services.sh returns once the process is gone: on a
+              // loaded machine that can be a few hundred ms after tDown). tUp: the moment it may answer again (the restart
+              // begins, or the thaw).
+              tDead = tDown
+              if (c.outage === 'kill') {
+                await services('kill', c.service)
+                tDead = performance.now()
+                await sleep(OUTAGE)
+                tUp = performance.now()
+                await services('restart', c.service)
+              } else {
+                const pid = servicePid(c.service as 'dynamodb', dir as string)
+                process.kill(pid, 'SIGSTOP')
+                frozen = pid
+                await sleep(OUTAGE)
+                tUp = performance.now()
+                process.kill(pid, 'SIGCONT')
+                frozen = undefined
+              }
+              const deadline = performance.now() + 15_000
+              while (lanes.some((l) => l.limiter.storeDown) && performance.now() < deadline) await sleep(20)
+              await sleep(4000)
+              // A driver that rediscovers its server (MongoDB's) may flap once more late: keep the load on until every lane
+              // has answered from the store for a while since its last failure (bounded), so that "for good" can be judged.
+              const lastFailureOf = (l: Lane) => Math.max(0, ...l.samples.filter((s) => s.storeError !== undefined).map((s) => s.start + s.latency))
+              const settled = () =>
+                lanes.every((l) => {
+                  const last = lastFailureOf(l)
+                  let after = 0
+                  for (let i = l.samples.length - 1; i >= 0 && after <= 60 && (l.samples[i] as Sample).start > last; i--) after++
+                  return after > 60
+                })
+              const patience = performance.now() + 10_000
+              while (!settled() && performance.now() < patience) await sleep(100)
+            } finally {
+              if (frozen !== undefined) process.kill(frozen, 'SIGCONT') // whatever failed: thaw the server, stop the load
+              await running.stop()
+              await Promise.all(opened.map((o) => o.close().catch(() => {})))
             }
-            const deadline = performance.now() + 15_000
-            while (lanes.some((l) => l.limiter.storeDown) && performance.now() < deadline) await sleep(20)
-            await sleep(4000)
-            // A driver that rediscovers its server (MongoDB's) may flap once more late: keep the load on until every lane
-            // has answered from the store for a while since its last failure (bounded), so that "for good" can be judged.
-            const lastFailureOf = (l: Lane) => Math.max(0, ...l.samples.filter((s) => s.storeError !== undefined).map((s) => s.start + s.latency))
-            const settled = () =>
-              lanes.every((l) => {
-                const last = lastFailureOf(l)
-                let after = 0
-                for (let i = l.samples.length - 1; i >= 0 && after <= 60 && (l.samples[i] as Sample).start > last; i--) after++
-                return after > 60
-              })
-            const patience = performance.now() + 10_000
-            while (!settled() && performance.now() < patience) await sleep(100)
-            await running.stop()
-            await Promise.all(opened.map((o) => o.close().catch(() => {})))
 
             const report: string[] = []
             for (const lane of lanes) {

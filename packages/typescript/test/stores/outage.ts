@@ -1,5 +1,6 @@
 // The harness of the fault tests (redis-failover, cas-failover): one limiter per onStoreError mode, each under a load
 // of concurrent request loops while the test takes its server away; what every outage must show is judged here once.
+import { Worker } from 'node:worker_threads'
 import { expect } from 'vitest'
 import { type Decision, type DecisionEvent, type OnStoreError, RateLimiter, type Store, type StoreErrorEvent } from '../../src/index.js'
 
@@ -115,38 +116,56 @@ export function judgeOutage(
   return { before, slowest }
 }
 
-// Runs judged only when the machine let
-// the test process run: a probe sleeps 5 ms at a time on the event loop and keeps the worst oversleep. A failed run in
-// which the process stalled for STALL ms or more was disturbed by the machine, not by the store, and is run again (up
-// to ATTEMPTS times); a failure in an undisturbed run, or in the last one, fails the test at once.
+// Runs judged only when the machine let the test process run: a probe in a worker thread (not on the event loop: code
+// under test that blocks the loop must not pass for a disturbance) sleeps 5 ms at a time and keeps its worst
+// oversleep. A failed run in which the probe stalled for STALL ms or more was disturbed by the machine, not by the
+// store, and runs again (up to ATTEMPTS times); a failure in an undisturbed run, or in the last one, fails at once.
 const STALL = 100
 const ATTEMPTS = 3
+
+const PROBE = `
+const { workerData } = require('node:worker_threads')
+const stop = new Int32Array(workerData.stop)
+const worst = new Float64Array(workerData.worst)
+while (Atomics.load(stop, 0) === 0) {
+  const t = performance.now()
+  Atomics.wait(stop, 0, 0, 5)
+  worst[0] = Math.max(worst[0], performance.now() - t - 5)
+}
+`
+
+/** A probe thread: `stop()` ends it and gives the worst oversleep (ms). */
+function probe(): { stop(): Promise<number> } {
+  const stop = new SharedArrayBuffer(4)
+  const worst = new SharedArrayBuffer(8)
+  const worker = new Worker(PROBE, { eval: true, workerData: { stop, worst } })
+  return {
+    async stop() {
+      Atomics.store(new Int32Array(stop), 0, 1)
+      Atomics.notify(new Int32Array(stop), 0)
+      await new Promise((r) => worker.once('exit', r))
+      return (new Float64Array(worst)[0] as number) ?? 0
+    },
+  }
+}
 
 /** Runs `once(attempt)` (attempt 1, 2, ...) until it passes; returns its report with the probe's figures. */
 export async function undisturbed(once: (attempt: number) => Promise<string>): Promise<string> {
   const disturbed: string[] = []
   for (let attempt = 1; ; attempt++) {
-    let worst = 0
-    let probing = true
-    const probe = (async () => {
-      while (probing) {
-        const t = performance.now()
-        await new Promise((r) => setTimeout(r, 5))
-        worst = Math.max(worst, performance.now() - t - 5)
-      }
-    })()
+    const p = probe()
+    let report: string
     try {
-      const report = await once(attempt)
-      return [report, `Worst stall of this process: ${Math.round(worst)} ms`, ...disturbed].join('\n')
+      report = await once(attempt)
     } catch (e) {
+      const worst = Math.round(await p.stop())
       if (worst < STALL || attempt === ATTEMPTS) {
-        if (e instanceof Error) e.message += ` (worst stall of this process: ${Math.round(worst)} ms; ${disturbed.length} disturbed run(s) before)`
+        if (e instanceof Error) e.message += ` (${[`worst stall of this process: ${worst} ms`, ...disturbed].join('; ')})`
         throw e
       }
-      disturbed.push(`run ${attempt} failed (${String(e instanceof Error ? e.message : e).split('\n')[0]}) while this process stalled ${Math.round(worst)} ms`)
-    } finally {
-      probing = false
-      await probe
+      disturbed.push(`run ${attempt} failed (${String(e instanceof Error ? e.message : e).split('\n')[0]}) while this process stalled ${worst} ms`)
+      continue
     }
+    return [report, `Worst stall of this process: ${Math.round(await p.stop())} ms`, ...disturbed].join('\n')
   }
 }

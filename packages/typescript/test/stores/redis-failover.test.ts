@@ -49,18 +49,22 @@ describe.skipIf(server('HALT_TEST_REDIS_URL') === undefined)('Redis killed and r
           }),
         )
         const running = load(lanes, LOOPS)
-
-        await sleep(1000)
-        const tKill = performance.now()
-        await services('kill', 'redis')
-        await sleep(OUTAGE)
-        await services('restart', 'redis')
-        const tRestart = performance.now()
-        const deadline = tRestart + 10_000
-        while (lanes.some((l) => l.limiter.storeDown) && performance.now() < deadline) await sleep(20)
-        await sleep(1000)
-        await running.stop()
-        await Promise.all(clients.map((c) => c.close()))
+        let tKill = 0
+        let tRestart = 0
+        try {
+          await sleep(1000)
+          tKill = performance.now()
+          await services('kill', 'redis')
+          await sleep(OUTAGE)
+          await services('restart', 'redis')
+          tRestart = performance.now()
+          const deadline = tRestart + 10_000
+          while (lanes.some((l) => l.limiter.storeDown) && performance.now() < deadline) await sleep(20)
+          await sleep(1000)
+        } finally {
+          await running.stop() // whatever failed: stop the load
+          await Promise.all(clients.map((c) => c.close()))
+        }
 
         const report: string[] = []
         for (const lane of lanes) {

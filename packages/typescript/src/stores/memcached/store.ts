@@ -172,9 +172,10 @@ export class MemcachedStore extends CasStore<MemcachedVersion> {
    * current (a `clear` came first) counts as a conflict: the check goes again on the record as it now is.
    */
   protected async write(key: string, ns: string, next: Next, prev: Versioned<MemcachedVersion> | null): Promise<Written<MemcachedVersion>> {
-    const tag = this.generations.get(ns) ?? ''
-    // A record (a guess) of an older generation than the latest seen: a clear came since. Read the item again.
-    if (prev !== null && prev.version.g !== tag) return { ok: false }
+    // No generation seen yet for the namespace (this process's first write in it), or a record (a guess) of an older
+    // generation than the latest seen (a clear came since): read the item first.
+    const tag = this.generations.get(ns)
+    if (tag === undefined || (prev !== null && prev.version.g !== tag)) return { ok: false }
     const value = JSON.stringify({ s: next.state, e: next.expiresAt, g: tag } satisfies Stored)
     // Whole seconds, rounded up, plus one: Memcached's clock ticks in seconds, so an item given N seconds may go after N - 1.
     let lifetime = Math.ceil(next.ttlMs / 1000) + 1
@@ -202,7 +203,11 @@ export class MemcachedStore extends CasStore<MemcachedVersion> {
     } catch {
       return ok ? { ok: true } : { ok: false } // the write's outcome stands; the next check reads first
     }
-    if (!ok || now?.version.g !== tag) return { ok: false, current: now }
+    if (!ok) return { ok: false, current: now }
+    // Gone already (a reset came right after), or read before the write landed (a client that sends it on another
+    // connection): the write stands, with no guess for the next one.
+    if (now === null) return { ok: true }
+    if (now.version.g !== tag) return { ok: false, current: now } // a clear came first: go again on the item as it now is
     // The item holds what was written (if another writer put the same there since, its CAS unique serves as well).
     return now.version.cas !== null && now.expiresAt === next.expiresAt && same(now.state, next.state)
       ? { ok: true, version: { ...now.version, dropBy: lifetime > THIRTY_DAYS ? lifetime * 1000 : Date.now() + lifetime * 1000 } }
