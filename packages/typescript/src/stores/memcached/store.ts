@@ -11,7 +11,9 @@ export interface MemcachedValue {
 
 /**
  * The parts of a `memcache-client` `MemcacheClient` the store uses (another client can be wrapped to this shape).
- * Store commands reject when Memcached answers NOT_STORED, EXISTS or NOT_FOUND.
+ * Store commands reject when Memcached answers NOT_STORED, EXISTS or NOT_FOUND. The `gets` sent right behind a write
+ * should go on the same connection (memcache-client's default of one connection per server does): on another one it
+ * may be answered first, which costs the next check a read (never a wrong count).
  */
 export interface MemcachedClientLike {
   gets(keys: string[]): Promise<Record<string, MemcachedValue | undefined>>
