@@ -89,7 +89,7 @@ class _Deadlines:
 
 def _shutdown(fd: int) -> None:
     try:
-        s = socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM)  # a duplicate: closing it leaves psycopg's fd
+        s = socket.fromfd(fd, socket.AF_INET, socket.SOCK_STREAM)  # one more duplicate, closed here: bound() closes fd
     except OSError:
         return
     try:

@@ -71,7 +71,8 @@ interface Read {
  *
  * Memcached cannot list keys, so `clear(ns)` and `clear()` work by generations: each namespace, and the store, has a
  * generation item read with every `gets`; a clear replaces it, and items written under an older one count as absent
- * (a write that finds a newer generation behind it goes again). Keys over 250 bytes or with spaces or control characters are hashed (spec/KEYS.md).
+ * (a write that finds a newer generation behind it goes again). Keys over 250 bytes or with spaces or control
+ * characters are hashed (spec/KEYS.md).
  *
  * @example
  * import { MemcacheClient } from 'memcache-client'
