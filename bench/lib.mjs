@@ -1,4 +1,14 @@
-// Bench helpers: timing loops, medians, alternating rounds, markdown tables.
+// Bench helpers: timing loops, medians, alternating rounds, markdown tables, servers of a run's own.
+import { execFile } from 'node:child_process'
+import { once } from 'node:events'
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { Redis } from 'ioredis'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
 export function median(xs) {
   const s = [...xs].sort((a, b) => a - b)
   const m = s.length >> 1
@@ -42,4 +52,44 @@ export function heapUsed() {
   global.gc()
   const m = process.memoryUsage()
   return m.heapUsed + m.arrayBuffers
+}
+
+/**
+ * Servers of this run's own: `services(...args)` runs scripts/services.sh in a state directory made for the run;
+ * `stop()` (also on SIGINT/SIGTERM) stops them and removes it (`dir`).
+ */
+export function ownServices(env = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'halt-bench-'))
+  chmodSync(dir, 0o755) // PostgreSQL runs as its own OS user: its cluster then lives in here, and goes with it
+  const services = (...args) =>
+    promisify(execFile)('bash', [join(ROOT, 'scripts/services.sh'), ...args], { env: { ...process.env, HALT_SERVICES_DIR: dir, ...env } })
+  let stopped = false
+  async function stop() {
+    if (stopped) return
+    stopped = true
+    await services('stop').catch(() => {})
+    rmSync(dir, { recursive: true, force: true })
+  }
+  for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => stop().then(() => process.exit(130)))
+  return { services, stop, dir }
+}
+
+/**
+ * A Redis of this run's own (no persistence): its URL and port, `connect(options)` for ioredis clients that are
+ * ready when it resolves (all kept in `clients`), and `stop()`.
+ */
+export async function ownRedis() {
+  const { services, stop } = ownServices({ HALT_REDIS_EXTRA_ARGS: '--appendonly no' })
+  const { stdout } = await services('start', 'redis')
+  const url = /HALT_TEST_REDIS_URL='?([^'\n]+)/.exec(stdout)[1]
+  const port = /HALT_TEST_REDIS_PORT=(\d+)/.exec(stdout)[1]
+  const clients = []
+  const connect = async (options) => {
+    const c = new Redis(url, options)
+    c.on('error', () => {})
+    clients.push(c)
+    await once(c, 'ready')
+    return c
+  }
+  return { url, port, clients, connect, stop }
 }

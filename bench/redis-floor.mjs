@@ -4,17 +4,14 @@
 // spec/redis/*.lua does. Starts its own redis-server with scripts/services.sh and stops it.
 // Run from the repository root: npm run build && node bench/redis-floor.mjs   (BENCH_ROUNDS, BENCH_MS)
 import { execFile } from 'node:child_process'
-import { once } from 'node:events'
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { RateLimiter } from 'halt'
 import { ioredisOptions, RedisStore, SCRIPTS, SHA1 } from 'halt/redis'
-import { Redis } from 'ioredis'
 import { RateLimiterRedis } from 'rate-limiter-flexible'
-import { fmtRate, median, table } from './lib.mjs'
+import { fmtRate, median, ownRedis, table } from './lib.mjs'
 
 const run = promisify(execFile)
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -62,31 +59,7 @@ function widen(r) {
 
 // ------------------------------------------------------------------ a Redis of our own
 
-const servicesDir = mkdtempSync(join(tmpdir(), 'halt-bench-'))
-const services = (...args) =>
-  run('bash', [join(ROOT, 'scripts/services.sh'), ...args], {
-    env: { ...process.env, HALT_SERVICES_DIR: servicesDir, HALT_REDIS_EXTRA_ARGS: '--appendonly no' },
-  })
-let stopped = false
-async function stop() {
-  if (stopped) return
-  stopped = true
-  await services('stop').catch(() => {})
-  rmSync(servicesDir, { recursive: true, force: true })
-}
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => stop().then(() => process.exit(130)))
-
-const { stdout } = await services('start', 'redis')
-const URL_ = /HALT_TEST_REDIS_URL='?([^'\n]+)/.exec(stdout)[1]
-const PORT = /HALT_TEST_REDIS_PORT=(\d+)/.exec(stdout)[1]
-const clients = []
-const connect = async (options) => {
-  const c = new Redis(URL_, options)
-  c.on('error', () => {})
-  clients.push(c)
-  await once(c, 'ready')
-  return c
-}
+const { port: PORT, clients, connect, stop } = await ownRedis()
 const admin = await connect({})
 
 try {

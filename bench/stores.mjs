@@ -4,12 +4,8 @@
 // medians. Starts its own servers with scripts/services.sh (PostgreSQL, Memcached, FerretDB for MongoDB, moto for
 // DynamoDB) in a state directory of its own, and stops them.
 // Run from the repository root: npm run build && node bench/stores.mjs   (BENCH_ROUNDS, BENCH_MS, BENCH_STORES=postgres,memcached)
-import { execFile } from 'node:child_process'
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
-import { promisify } from 'node:util'
 import { DynamoDB, DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { RateLimiter } from 'halt'
 import { createDynamoTable, DynamoDBStore } from 'halt/dynamodb'
@@ -21,10 +17,8 @@ import Memcached from 'memcached'
 import { MongoClient } from 'mongodb'
 import pg from 'pg'
 import { RateLimiterDynamo, RateLimiterMemcache, RateLimiterMongo, RateLimiterPostgres } from 'rate-limiter-flexible'
-import { fmtRate, median, table } from './lib.mjs'
+import { fmtRate, median, ownServices, table } from './lib.mjs'
 
-const run = promisify(execFile)
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const ROUND_MS = Number(process.env.BENCH_MS ?? 1000)
 const ONLY = process.env.BENCH_STORES?.split(',')
@@ -37,17 +31,7 @@ const SCENARIOS = [
 ]
 const label = (s) => `${s.inflight} in flight, ${s.keys === 1 ? '1 hot key' : '10k keys'}`
 
-const servicesDir = mkdtempSync(join(tmpdir(), 'halt-bench-stores-'))
-chmodSync(servicesDir, 0o755) // PostgreSQL runs as its own OS user: its cluster then lives in here, and goes with it
-const services = (...args) => run('bash', [join(ROOT, 'scripts/services.sh'), ...args], { env: { ...process.env, HALT_SERVICES_DIR: servicesDir } })
-let stopped = false
-async function stop() {
-  if (stopped) return
-  stopped = true
-  await services('stop').catch(() => {})
-  rmSync(servicesDir, { recursive: true, force: true })
-}
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => stop().then(() => process.exit(130)))
+const { services, stop, dir: servicesDir } = ownServices()
 
 const rlfCheck = (limiter) => (key) =>
   limiter.consume(key).then(
