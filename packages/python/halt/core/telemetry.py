@@ -1,29 +1,7 @@
-"""The telemetry a limiter emits (halt.telemetry), under the core path it had first: events, hooks, hub, exporters."""
+"""The telemetry a limiter emits (halt.telemetry), under the core path it had first: events, hooks, hub, exporters.
+The same names as halt.telemetry, from its one list."""
 
 from __future__ import annotations
 
-from halt.telemetry import (
-    HOOKS,
-    LATENCY_BUCKETS_MS,
-    DecisionEvent,
-    LoggingTelemetry,
-    MetricsTelemetry,
-    StoreErrorEvent,
-    Telemetry,
-    TelemetryHub,
-    TelemetryOption,
-    request_id_of,
-)
-
-__all__ = [
-    "HOOKS",
-    "LATENCY_BUCKETS_MS",
-    "DecisionEvent",
-    "LoggingTelemetry",
-    "MetricsTelemetry",
-    "StoreErrorEvent",
-    "Telemetry",
-    "TelemetryHub",
-    "TelemetryOption",
-    "request_id_of",
-]
+from halt.telemetry import *  # noqa: F403
+from halt.telemetry import __all__ as __all__
