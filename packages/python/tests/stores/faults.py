@@ -255,13 +255,10 @@ async def _load(case: FaultCase, url: str, services: Callable[..., str], state: 
             await asyncio.sleep(0.02)
         await asyncio.sleep(4)
 
-        def last_failure(lane: Lane) -> float:
-            return max([0.0] + [s.start + s.latency for s in lane.samples if s.store_error is not None])
-
         def settled() -> bool:
             """Every lane has answered from the store 60 times since its last failure."""
             for lane in lanes:
-                last = last_failure(lane)
+                last = _last_failure(lane.samples)
                 if sum(1 for s in lane.samples[-61:] if s.start > last) <= 60:
                     return False
             return True
@@ -326,7 +323,7 @@ async def _load(case: FaultCase, url: str, services: Callable[..., str], state: 
         # Recovery: by itself, soon, and for good: judged on the checks answered before the load was told to stop (one
         # still in flight then, an emulator's slow answer, must not hide the 60 answers that ended the wait).
         judged = [s for s in samples if s.start + s.latency <= t_settled]
-        last = max([0.0] + [s.start + s.latency for s in judged if s.store_error is not None])
+        last = _last_failure(judged)
         assert any(s.start > t_up and s.store_error is None for s in samples), f"{mode}: no decision from the store"
         recovery = max(0.0, last - t_up)
         assert recovery < 10, f"{mode}: {recovery:.1f} s from the restart until the store answers for good"
@@ -342,6 +339,11 @@ async def _load(case: FaultCase, url: str, services: Callable[..., str], state: 
             f"| {slowest * 1000:.1f} ms |"
         )
     return "\n".join(report)
+
+
+def _last_failure(samples: list[Sample]) -> float:
+    """When the last of ``samples`` that the failure policy answered ended (0: none did)."""
+    return max([0.0] + [s.start + s.latency for s in samples if s.store_error is not None])
 
 
 def _signal(pids: list[int], sig: int, done: list[int]) -> None:

@@ -359,7 +359,7 @@ export abstract class CasStore<V> implements Store {
     const rule = (group[group.length - 1] as Check).rule
     // Unchanged (cooldowns, rejections that move nothing): the stored expiry, derived from the same state, still holds.
     // A guess (`fresh` false) is written all the same: the conditional write is what confirms it.
-    if (fresh && prev !== null && fits(prev.state, rule) && same(prev.state, state as number[])) return { outcomes, next: null }
+    if (fresh && prev !== null && fits(prev.state, rule) && sameState(prev.state, state as number[])) return { outcomes, next: null }
     const ttlMs = Math.max(1, Math.ceil(expiresAt - last)) + this.expiryGraceMs
     // `now` (what an insert compares an existing record's expiry with) is the group's earliest: expired by then, the
     // record is equivalent to none for the first step, and the others follow from it.
@@ -426,7 +426,7 @@ export abstract class CasStore<V> implements Store {
         const next = states[i]
         const prev = records[i]
         if (next === undefined || next === null || next === prev?.state) continue
-        if (prev != null && fits(prev.state, first.rules[i] as Rule) && same(prev.state, next)) continue
+        if (prev != null && fits(prev.state, first.rules[i] as Rule) && sameState(prev.state, next)) continue
         writes.push(i)
       }
       // Units are taken first from the policy closest to its limit: the one most likely to reject on a retry.
@@ -581,7 +581,9 @@ export abstract class CasStore<V> implements Store {
   }
 }
 
-function same(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+/** Whether two states are equal, number for number. */
+export function sameState(a: ArrayLike<number>, b: ArrayLike<number>): boolean {
+  if (a.length !== b.length) return false
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false
   return true
 }

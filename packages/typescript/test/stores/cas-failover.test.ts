@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDynamoTable } from '../../src/stores/dynamodb/index.js'
 import { dynamoClient, type Opened, openDynamo, openMemcached, openMongo, openPostgres } from './cas-clients.js'
 import { SERVICES_SH, type ServerVar, serverUrl, servicePid, sleep } from './cas-support.js'
-import { judgeOutage, type Lane, load, MODES, makeLane, RETRY, type Sample, undisturbed } from './outage.js'
+import { judgeOutage, lastFailure, load, MODES, makeLane, RETRY, type Sample, undisturbed } from './outage.js'
 
 const run = promisify(execFile)
 const MARGIN = 150
@@ -157,10 +157,9 @@ for (const c of cases) {
               await sleep(4000)
               // A driver that rediscovers its server (MongoDB's) may flap once more late: keep the load on until every lane
               // has answered from the store for a while since its last failure (bounded), so that "for good" can be judged.
-              const lastFailureOf = (l: Lane) => Math.max(0, ...l.samples.filter((s) => s.storeError !== undefined).map((s) => s.start + s.latency))
               const settled = () =>
                 lanes.every((l) => {
-                  const last = lastFailureOf(l)
+                  const last = lastFailure(l.samples)
                   let after = 0
                   for (let i = l.samples.length - 1; i >= 0 && after <= 60 && (l.samples[i] as Sample).start > last; i--) after++
                   return after > 60
@@ -184,12 +183,12 @@ for (const c of cases) {
               // Judged on the checks answered before the load was told to stop: one still in flight then (an emulator's
               // slow answer) must not hide the 60 answers from the store that ended the wait.
               const judged = samples.filter((s) => s.start + s.latency <= tSettled)
-              const lastFailure = Math.max(...judged.filter((s) => s.storeError !== undefined).map((s) => s.start + s.latency))
+              const last = lastFailure(judged)
               const first = samples.find((s) => s.start > tUp && s.storeError === undefined)
               expect(first, `${mode}: a decision from the store after the outage`).toBeDefined()
-              const recovery = Math.max(0, lastFailure - tUp)
+              const recovery = Math.max(0, last - tUp)
               expect(recovery, `${mode}: ms from the restart until the store answers for good`).toBeLessThan(10_000)
-              const later = judged.filter((s) => s.start > lastFailure)
+              const later = judged.filter((s) => s.start > last)
               expect(later.length, mode).toBeGreaterThan(30)
               const storeErrors = samples.filter((s) => s.storeError !== undefined).length
               report.push(

@@ -169,3 +169,8 @@ export async function undisturbed(once: (attempt: number) => Promise<string>): P
     return [report, `Worst stall of this process: ${Math.round(await p.stop())} ms`, ...disturbed].join('\n')
   }
 }
+
+/** When the last of `samples` that the failure policy answered ended (0: none did). */
+export function lastFailure(samples: Sample[]): number {
+  return Math.max(0, ...samples.filter((s) => s.storeError !== undefined).map((s) => s.start + s.latency))
+}

@@ -1,6 +1,6 @@
 // MemcachedStore: one item per key, updated by the compare-and-set loop of ../cas.ts with cas (add for new keys) + gets.
 import { HaltConfigError } from '../../core/errors.js'
-import { CasStore, type CasStoreOptions, checkPrefix, type Next, newVersion, type Versioned, type Written } from '../cas.js'
+import { CasStore, type CasStoreOptions, checkPrefix, type Next, newVersion, sameState, type Versioned, type Written } from '../cas.js'
 import { globalKey, namespaceKey, stateKey } from './keys.js'
 
 /** One value of a `gets`: the data and its CAS unique. */
@@ -212,7 +212,7 @@ export class MemcachedStore extends CasStore<MemcachedVersion> {
     if (now === null) return { ok: true }
     if (now.version.g !== tag) return { ok: false, current: now } // a clear came first: go again on the item as it now is
     // The item holds what was written (if another writer put the same there since, its CAS unique serves as well).
-    return now.version.cas !== null && now.expiresAt === next.expiresAt && same(now.state, next.state)
+    return now.version.cas !== null && now.expiresAt === next.expiresAt && sameState(now.state, next.state)
       ? { ok: true, version: { ...now.version, dropBy: lifetime > THIRTY_DAYS ? lifetime * 1000 : Date.now() + lifetime * 1000 } }
       : { ok: true }
   }
@@ -257,10 +257,6 @@ function parse(raw: string | undefined): Stored | undefined {
   } catch {
     return undefined
   }
-}
-
-function same(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i])
 }
 
 function notStored(error: unknown): void {
