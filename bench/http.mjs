@@ -1,9 +1,10 @@
 // HTTP benchmark: requests per second of an Express and a Fastify hello-world, bare, with Halt (in-memory, nothing
-// blocked) and with the limiters users would otherwise pick, measured with autocannon over loopback. Each server runs in
-// its own child process (pinned to one CPU when `taskset` exists, the load generator to another), contenders alternate
-// round by round, and the medians are compared. Run: npm run bench:http -w halt-bench (after npm run build -w halt).
-// Options: --duration <s> (per run, default 5), --rounds <n> (default 5), --connections <n> (default 50),
-// --only <text> (only the servers whose name contains it, e.g. fastify).
+// blocked) and with the limiters users would otherwise pick, measured with wrk over loopback. Each run gets a server
+// process of its own (pinned to one CPU when `taskset` exists, the load generator to another), started and warmed up for
+// it; contenders alternate round by round, and the medians are compared. Run: npm run bench:http -w halt-bench (after
+// npm run build -w halt). Options: --duration <s> (per run, default 5), --rounds <n> (default 5), --connections <n>
+// (default 50), --only <text> (only the servers whose name contains it, e.g. fastify), --shared (start every server
+// once and keep them all alive), --tool autocannon.
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { loadavg } from 'node:os'
@@ -19,6 +20,8 @@ const WINDOW_S = 60
 /** Each server: a factory run in the child; returns a listening server's port. */
 const SERVERS = {
   'express bare': () => express(() => {}),
+  // What Express charges for one more middleware (its router's layer), before a limiter does anything.
+  'express + empty middleware': () => express((app) => app.use((_req, _res, next) => next())),
   // The floor for any middleware: one that only sets the same three headers and calls next().
   'express + headers-only middleware': () =>
     express((app) =>
@@ -247,17 +250,30 @@ async function main() {
     `node ${process.version}, ${tool} ${connections} connections, ${duration} s per run, ${rounds} alternating rounds, median req/s` +
       (pinned ? '; servers on CPU 0, load generator on CPU 1' : ''),
   )
+  // By default each run gets a server of its own, started (and warmed up) for it and stopped after it: with all the
+  // servers alive at once (--shared), the one that ran bare measured 20% ahead of an empty Fastify hook, which starts
+  // alone at 101% of it.
+  const fresh = !process.argv.includes('--shared')
   const servers = {}
-  for (const n of names) servers[n] = await start(n, pinned ? 0 : undefined)
+  const up = async (n) => {
+    servers[n] = await start(n, pinned ? 0 : undefined)
+    await load(tool, servers[n], fresh ? 1 : 2, connections, genCpu) // warm-up (JIT, connection pools)
+  }
+  const down = (n) => {
+    servers[n]?.child.kill()
+    delete servers[n]
+  }
   try {
-    for (const n of names) await load(tool, servers[n], 2, connections, genCpu) // warm-up (JIT, connection pools)
+    if (!fresh) for (const n of names) await up(n)
     const rps = Object.fromEntries(names.map((n) => [n, []]))
     const cpu = Object.fromEntries(names.map((n) => [n, []]))
     for (let r = 0; r < rounds; r++) {
       // Alternate the order each round so that drift in machine speed hits every contender alike.
       const order = r % 2 === 0 ? names : [...names].reverse()
       for (const n of order) {
+        if (fresh) await up(n)
         const x = await load(tool, servers[n], duration, connections, genCpu)
+        if (fresh) down(n)
         rps[n].push(x.rps)
         cpu[n].push(x.cpu)
       }
@@ -266,7 +282,7 @@ async function main() {
     console.log(`load average (1 min) at the end: ${loadavg()[0].toFixed(1)} on ${cpus} CPUs`)
     report(rps, cpu)
   } finally {
-    for (const n of names) servers[n].child.kill()
+    for (const n of Object.keys(servers)) down(n)
   }
 }
 
