@@ -110,13 +110,17 @@ async function rawHaltStatement(pool, texts) {
   await pool.query('DROP TABLE IF EXISTS halt_raw')
   await pool.query(createTableSql('halt_raw'))
   const versions = new Map(KEYS.map((k) => [k, '1']))
-  await pool.query(`INSERT INTO halt_raw (key, state, version, expires_at, expires_min) SELECT k, '{0,0,0}', 1, 0, 0 FROM unnest($1::text[]) AS k`, [KEYS])
+  await pool.query(`INSERT INTO halt_raw (key, state, version, expires_at, expires_min) SELECT k, '', 1, 0, 0 FROM unnest($1::text[]) AS k`, [KEYS])
   const statement = recorded(texts, /^halt_update_/, '"halt_bench"', '"halt_raw"')
   let tokens = BIG
   return async (key) => {
     const now = Date.now()
     const version = String(Math.floor(Math.random() * 2 ** 53))
-    const r = await pool.query({ ...statement, values: [key, [0, --tokens, now], now + 60_000, versions.get(key), version] })
+    const state = Buffer.allocUnsafe(24) // the state column's layout: little-endian doubles
+    state.writeDoubleLE(0, 0)
+    state.writeDoubleLE(--tokens, 8)
+    state.writeDoubleLE(now, 16)
+    const r = await pool.query({ ...statement, values: [key, state, now + 60_000, versions.get(key), version] })
     versions.set(key, String(r.rows[0]?.version ?? version))
   }
 }

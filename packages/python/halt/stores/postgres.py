@@ -9,6 +9,7 @@ import itertools
 import os
 import re
 import socket
+import struct
 import threading
 import time
 from contextlib import contextmanager
@@ -121,7 +122,7 @@ def create_table_sql(table: str = "halt_state") -> str:
         [
             f"CREATE TABLE IF NOT EXISTS {t} (",
             '  key         text COLLATE "C" PRIMARY KEY,',
-            "  state       float8[] NOT NULL,",
+            "  state       bytea NOT NULL,",
             "  version     bigint NOT NULL,",
             "  expires_at  float8 NOT NULL,",
             "  expires_min bigint NOT NULL",
@@ -152,7 +153,7 @@ def statements(table: str) -> dict[str, str]:
         f"RETURNING t.version, CASE WHEN t.version = {mine} THEN NULL ELSE t.state END AS state, "
         f"CASE WHEN t.version = {mine} THEN NULL ELSE t.expires_at END AS expires_at"
     )
-    s, e = "%(s)s::float8[]", "%(e)s::float8"
+    s, e = "%(s)s::bytea", "%(e)s::float8"
     return {
         "read": f"SELECT state, version, expires_at FROM {t} WHERE key = %(k)s",
         "insert": f"INSERT INTO {t} AS t (key, state, version, expires_at, expires_min) "
@@ -175,7 +176,19 @@ def statements(table: str) -> dict[str, str]:
         "cleanup": f"DELETE FROM {t} WHERE ctid = ANY (ARRAY(SELECT ctid FROM {t} WHERE expires_min <= "
         f"{minute('%(n)s::float8')} AND expires_at <= %(n)s::float8 LIMIT %(b)s))",
         "count": f"SELECT count(*)::int AS n FROM {t} WHERE key LIKE %(k)s",
+        "state_type": f"SELECT atttypid::regtype::text FROM pg_attribute WHERE attrelid = '{t}'::regclass "
+        "AND attname = 'state'",
     }
+
+
+def pack_state(state: Any) -> bytes:
+    """A state as the ``state`` column holds it: little-endian IEEE-754 doubles (the TypeScript ``packState``)."""
+    return struct.pack(f"<{len(state)}d", *state)
+
+
+def unpack_state(b: bytes) -> list[float]:
+    """The numbers of a ``state`` column value."""
+    return list(struct.unpack(f"<{len(b) // 8}d", b))
 
 
 def like_prefix(prefix: str) -> str:
@@ -193,7 +206,7 @@ def lock_id(table: str) -> int:
 
 
 def _record(row: Any) -> Versioned[int]:
-    return Versioned(list(row[0]), int(row[1]), float(row[2]))
+    return Versioned(unpack_state(row[0]), int(row[1]), float(row[2]))
 
 
 def _written(row: Any, version: int) -> Written[int]:
@@ -201,11 +214,12 @@ def _written(row: Any, version: int) -> Written[int]:
         return Written.lost()
     if int(row[0]) == version:
         return Written.won(version)
-    return Written.lost(Versioned(list(row[1]), int(row[0]), float(row[2])))  # RETURNING version, state, expires_at
+    # RETURNING version, state, expires_at
+    return Written.lost(Versioned(unpack_state(row[1]), int(row[0]), float(row[2])))
 
 
 def _write_params(key: str, next: Next, prev: Optional[Versioned[int]], version: int) -> tuple[str, dict[str, Any]]:
-    params: dict[str, Any] = {"k": key, "s": [float(x) for x in next.state], "e": float(next.expires_at), "v": version}
+    params: dict[str, Any] = {"k": key, "s": pack_state(next.state), "e": float(next.expires_at), "v": version}
     if prev is None:
         params["n"] = float(next.now)
         return "insert", params
@@ -267,6 +281,19 @@ class _Postgres:
 
     def _ddl(self) -> list[str]:
         return [f"SELECT pg_advisory_xact_lock({lock_id(self.table)})", *create_table_sql(self.table).split(";\n")]
+
+    def _check_layout(self, row: Any) -> None:
+        """An existing table of an older layout (``CREATE TABLE IF NOT EXISTS`` keeps it) fails here, with the fix,
+        not on every write."""
+        kind = None if row is None else row[0]
+        if kind == "bytea":
+            return
+        raise HaltConfigError(
+            "HALT_POSTGRES_TABLE_LAYOUT",
+            f"PostgresStore: table {self.table} has a state column of type {kind}, made by an older Halt (the state "
+            f"is bytea now). It holds rate-limit state only: drop it (DROP TABLE {quote_table(self.table)}) and the "
+            "store creates it again on first use, or give the store another table.",
+        )
 
 
 class PostgresStore(_Postgres, CasStore[int]):
@@ -361,11 +388,12 @@ class PostgresStore(_Postgres, CasStore[int]):
                 ddl = self._ddl()
                 with (
                     self.pool.connection(self._wait) as conn,
-                    self._deadlines.bound(conn, len(ddl) + 2),
+                    self._deadlines.bound(conn, len(ddl) + 3),
                     conn.transaction(),
                 ):
                     for statement in ddl:
                         conn.execute(statement)
+                    self._check_layout(conn.execute(self._sql["state_type"]).fetchone())
             self._ready_done = True
 
     def _read(self, key: str, ns: str) -> Optional[Versioned[int]]:
@@ -390,7 +418,7 @@ class PostgresStore(_Postgres, CasStore[int]):
                 current = None if row is None else _record(row)
                 nxt = apply(current)
                 if nxt is not None:
-                    params = {"k": key, "s": [float(x) for x in nxt.state], "e": nxt.expires_at, "v": new_version()}
+                    params = {"k": key, "s": pack_state(nxt.state), "e": nxt.expires_at, "v": new_version()}
                     if current is not None:
                         conn.execute(self._sql["locked_update"], params, prepare=True)
                     elif conn.execute(self._sql["locked_insert"], params, prepare=True).fetchone() is None:
@@ -520,6 +548,7 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
             async with self.pool.connection() as conn, conn.transaction():
                 for statement in self._ddl():
                     await conn.execute(statement)
+                self._check_layout(await (await conn.execute(self._sql["state_type"])).fetchone())
         if self.cleanup_interval > 0 and self._cleanup_task is None:
             self._cleanup_task = start_cleanup_task(self, self.cleanup_interval / 1000)
 
@@ -544,7 +573,7 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
                 current = None if row is None else _record(row)
                 nxt = apply(current)
                 if nxt is not None:
-                    params = {"k": key, "s": [float(x) for x in nxt.state], "e": nxt.expires_at, "v": new_version()}
+                    params = {"k": key, "s": pack_state(nxt.state), "e": nxt.expires_at, "v": new_version()}
                     if current is not None:
                         await conn.execute(self._sql["locked_update"], params, prepare=True)
                     elif (

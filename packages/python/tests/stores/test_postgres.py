@@ -14,7 +14,7 @@ import pytest
 
 from halt import HaltConfigError, Policy, RateLimiter
 from halt.core.policy import compile_policy
-from halt.stores.postgres import AsyncPostgresStore, PostgresStore, create_table_sql, lock_id
+from halt.stores.postgres import AsyncPostgresStore, PostgresStore, create_table_sql, lock_id, unpack_state
 from tests.stores.conformance import *  # noqa: F403 (the conformance tests)
 from tests.stores.conformance import Inspected, StoreHarness
 from tests.stores.factories import open_postgres
@@ -56,7 +56,7 @@ def harness(request: Any, admin: Any) -> Iterator[StoreHarness]:
 
     def inspect(store: Any, ns: str, id: str) -> Optional[Inspected]:
         row = admin.execute(f"SELECT state FROM {table} WHERE key = %s", (store.key(ns, id),)).fetchone()
-        return None if row is None else Inspected(state=list(row[0]))
+        return None if row is None else Inspected(state=unpack_state(row[0]))
 
     def stall(store: Any, ms: float) -> None:
         """The table locked by another transaction: every statement on it waits, as on a server that stopped."""
@@ -99,7 +99,7 @@ def test_creates_the_table_and_index_of_create_table_sql_on_first_use(own: Any, 
     ).fetchall()
     assert cols == [
         ("key", "text", "C"),
-        ("state", "ARRAY", None),
+        ("state", "bytea", None),
         ("version", "bigint", None),
         ("expires_at", "double precision", None),
         ("expires_min", "bigint", None),
@@ -107,6 +107,44 @@ def test_creates_the_table_and_index_of_create_table_sql_on_first_use(own: Any, 
     idx = admin.execute("SELECT indexname FROM pg_indexes WHERE tablename = %s ORDER BY indexname", (table,)).fetchall()
     assert [r[0] for r in idx] == [f"{table}_expires_min", f"{table}_pkey"]
     assert store.create_table_sql() == create_table_sql(table)
+
+
+OLD_LAYOUT = (
+    'CREATE TABLE {} (key text COLLATE "C" PRIMARY KEY, state float8[] NOT NULL, version bigint NOT NULL, '
+    "expires_at float8 NOT NULL, expires_min bigint NOT NULL)"
+)
+
+
+def test_a_table_of_the_older_layout_fails_its_first_check_with_the_fix(admin: Any) -> None:
+    table = table_for("old")
+    admin.execute(OLD_LAYOUT.format(table))
+    store = PostgresStore(_need(), table=table, cleanup_interval=0)
+    rule = compile_policy(Policy(name="old", limit=10, window=60))
+    try:
+        with pytest.raises(HaltConfigError) as e:
+            store.consume(rule.ns, "user:42", rule, T0, 1)
+        assert e.value.code == "HALT_POSTGRES_TABLE_LAYOUT"
+        assert f'DROP TABLE "{table}"' in str(e.value)
+        admin.execute(f"DROP TABLE {table}")
+        assert store.consume(rule.ns, "user:42", rule, T0, 1).allowed  # created again, after the failure
+        row = admin.execute(f"SELECT state FROM {table}").fetchone()
+        assert unpack_state(row[0]) == [0, 9, T0]  # token bucket (blocked_until, tokens, last_ms)
+    finally:
+        store.close()
+        admin.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+async def test_the_async_store_checks_the_layout_too(admin: Any) -> None:
+    table = table_for("old")
+    admin.execute(OLD_LAYOUT.format(table))
+    store = AsyncPostgresStore(_need(), table=table, cleanup_interval=0)
+    rule = compile_policy(Policy(name="old", limit=10, window=60))
+    try:
+        with pytest.raises(HaltConfigError, match="older Halt"):
+            await store.consume(rule.ns, "user:42", rule, T0, 1)
+    finally:
+        await store.aclose()
+        admin.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def test_ddl_and_lock_id_are_the_typescript_ones() -> None:

@@ -15,6 +15,8 @@ const URL = serverUrl('HALT_TEST_POSTGRES_URL')
 const T0 = 1_700_000_000_000
 const CLIENTS = join(dirname(fileURLToPath(import.meta.url)), 'cas-clients.ts')
 const tableFor = (label: string) => `halt_${label}_${randomUUID().slice(0, 8)}`
+/** The state column's numbers: little-endian doubles. */
+const doubles = (b: Buffer) => Array.from({ length: b.length / 8 }, (_, i) => b.readDoubleLE(8 * i))
 
 describe.skipIf(URL === undefined)('PostgreSQL', () => {
   const table = tableFor('conf')
@@ -38,7 +40,7 @@ describe.skipIf(URL === undefined)('PostgreSQL', () => {
     },
     async inspect(store, ns, id) {
       const r = await admin.query(`SELECT state FROM ${table} WHERE key = $1`, [store.key(ns, id)])
-      return r.rows.length === 0 ? undefined : { state: r.rows[0].state }
+      return r.rows.length === 0 ? undefined : { state: doubles(r.rows[0].state) }
     },
     expire: async (store, at) => {
       await store.cleanupExpired(at)
@@ -90,7 +92,7 @@ describe.skipIf(URL === undefined)('PostgresStore', () => {
     )
     expect(cols.rows).toEqual([
       { column_name: 'key', data_type: 'text', collation_name: 'C' },
-      { column_name: 'state', data_type: 'ARRAY', collation_name: null },
+      { column_name: 'state', data_type: 'bytea', collation_name: null },
       { column_name: 'version', data_type: 'bigint', collation_name: null },
       { column_name: 'expires_at', data_type: 'double precision', collation_name: null },
       { column_name: 'expires_min', data_type: 'bigint', collation_name: null },
@@ -98,6 +100,28 @@ describe.skipIf(URL === undefined)('PostgresStore', () => {
     const idx = await admin.query('SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY indexname', [table])
     expect(idx.rows.map((r) => r.indexname)).toEqual([`${table}_expires_min`, `${table}_pkey`])
     expect(createTableSql(table)).toBe(opened.store.createTableSql())
+  })
+
+  it('a table of the older layout (state float8[]) fails its first check with the fix (then the failure policy decides)', async () => {
+    const old = tableFor('old')
+    await admin.query(
+      `CREATE TABLE ${old} (key text COLLATE "C" PRIMARY KEY, state float8[] NOT NULL, version bigint NOT NULL, expires_at float8 NOT NULL, expires_min bigint NOT NULL)`,
+    )
+    const store = new PostgresStore({ pool: admin, table: old, cleanupInterval: 0 })
+    const rule = compilePolicy({ name: 'old', limit: 10, window: 60 })
+    try {
+      const e = await store.consume(rule.ns, 'user:42', rule, T0, 1).catch((x: unknown) => x)
+      expect(e).toBeInstanceOf(HaltConfigError)
+      expect((e as HaltConfigError).code).toBe('HALT_POSTGRES_TABLE_LAYOUT')
+      expect((e as Error).message).toContain(`DROP TABLE "${old}"`)
+      await admin.query(`DROP TABLE ${old}`)
+      expect((await store.consume(rule.ns, 'user:42', rule, T0, 1)).allowed).toBe(true) // created again, after the failure
+      const r = await admin.query(`SELECT state FROM ${old}`)
+      expect(doubles(r.rows[0].state)).toEqual([0, 9, T0]) // token bucket { blocked_until, tokens, last_ms }
+    } finally {
+      store.close()
+      await admin.query(`DROP TABLE IF EXISTS ${old}`)
+    }
   })
 
   it('one statement per check for a new key, an expired one, or one this process wrote last; two after another writer', async () => {

@@ -3,7 +3,7 @@
 import { HaltConfigError } from '../../core/errors.js'
 import { boundedKey, CasStore, type CasStoreOptions, checkPrefix, type Next, newVersion, type Versioned, type Written } from '../cas.js'
 import { escapeKeyPart } from '../redis/keys.js'
-import { createTableSql, likePrefix, quoteTable, type Statements, statements } from './sql.js'
+import { createTableSql, likePrefix, packState, quoteTable, type Statements, statements, unpackState } from './sql.js'
 
 /** The parts of a node-postgres (`pg`) result the store reads. */
 export interface PgResult {
@@ -168,8 +168,8 @@ export class PostgresStore extends CasStore<string> {
     const version = String(newVersion())
     const r =
       prev === null
-        ? await this.query('insert', [key, next.state, next.expiresAt, next.now, version])
-        : await this.query('update', [key, next.state, next.expiresAt, prev.version, version])
+        ? await this.query('insert', [key, packState(next.state), next.expiresAt, next.now, version])
+        : await this.query('update', [key, packState(next.state), next.expiresAt, prev.version, version])
     const row = r.rows[0]
     if (row === undefined) return { ok: false, current: undefined } // deleted, or a concurrent insert not visible yet: read again
     if (String(row.version) === version) return { ok: true, version }
@@ -189,13 +189,17 @@ export class PostgresStore extends CasStore<string> {
         const next = apply(current)
         let done = true
         if (next !== null && current !== null) {
-          await client.query({ name: this.names.lockedUpdate, text: this.sql.lockedUpdate, values: [key, next.state, next.expiresAt, String(newVersion())] })
+          await client.query({
+            name: this.names.lockedUpdate,
+            text: this.sql.lockedUpdate,
+            values: [key, packState(next.state), next.expiresAt, String(newVersion())],
+          })
         } else if (next !== null) {
           // No row to lock: insert, unless another transaction inserted it first (then lock that row and start over).
           const ins = await client.query({
             name: this.names.lockedInsert,
             text: this.sql.lockedInsert,
-            values: [key, next.state, next.expiresAt, String(newVersion())],
+            values: [key, packState(next.state), next.expiresAt, String(newVersion())],
           })
           done = ins.rows.length > 0
         }
@@ -252,6 +256,7 @@ export class PostgresStore extends CasStore<string> {
         await client.query({ text: 'BEGIN' })
         await client.query({ text: lock })
         for (const statement of ddl.split(';\n')) await client.query({ text: statement })
+        this.checkLayout(await client.query({ text: this.sql.stateType }))
         await client.query({ text: 'COMMIT' })
       } catch (error) {
         broken = error as Error
@@ -263,12 +268,23 @@ export class PostgresStore extends CasStore<string> {
     } else {
       // One Client: a single multi-statement query is one implicit transaction.
       await this.pool.query({ text: `BEGIN; ${lock}; ${ddl} COMMIT;` })
+      this.checkLayout(await this.pool.query({ text: this.sql.stateType }))
     }
+  }
+
+  /** An existing table of an older layout (`CREATE TABLE IF NOT EXISTS` keeps it) fails here, with the fix, not on every write. */
+  private checkLayout(r: PgResult): void {
+    const type = (r.rows[0] as { type?: unknown } | undefined)?.type
+    if (type === 'bytea') return
+    throw new HaltConfigError(
+      'HALT_POSTGRES_TABLE_LAYOUT',
+      `PostgresStore: table ${this.table} has a state column of type ${String(type)}, made by an older Halt (the state is bytea now). It holds rate-limit state only: drop it (DROP TABLE ${quoteTable(this.table)}) and the store creates it again on first use, or give the store another table.`,
+    )
   }
 }
 
 function record(row: Record<string, unknown>): Versioned<string> {
-  return { state: row.state as number[], version: String(row.version), expiresAt: Number(row.expires_at) }
+  return { state: unpackState(row.state as Uint8Array), version: String(row.version), expiresAt: Number(row.expires_at) }
 }
 
 /** A short, stable tag (FNV-1a, base 36). */
