@@ -11,7 +11,7 @@ import { RateLimiter } from 'halt'
 import { createDynamoTable, DynamoDBStore } from 'halt/dynamodb'
 import { MemcachedStore } from 'halt/memcached'
 import { MongoDBStore } from 'halt/mongodb'
-import { createTableSql, PostgresStore } from 'halt/postgres'
+import { createTableSql, PostgresStore, packState } from 'halt/postgres'
 import { MemcacheClient } from 'memcache-client'
 import Memcached from 'memcached'
 import { MongoClient } from 'mongodb'
@@ -116,11 +116,7 @@ async function rawHaltStatement(pool, texts) {
   return async (key) => {
     const now = Date.now()
     const version = String(Math.floor(Math.random() * 2 ** 53))
-    const state = Buffer.allocUnsafe(24) // the state column's layout: little-endian doubles
-    state.writeDoubleLE(0, 0)
-    state.writeDoubleLE(--tokens, 8)
-    state.writeDoubleLE(now, 16)
-    const r = await pool.query({ ...statement, values: [key, state, now + 60_000, versions.get(key), version] })
+    const r = await pool.query({ ...statement, values: [key, packState([0, --tokens, now]), now + 60_000, versions.get(key), version] })
     versions.set(key, String(r.rows[0]?.version ?? version))
   }
 }

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { compilePolicy, HaltConfigError } from '../../src/index.js'
-import { createTableSql, PostgresStore, type PostgresStoreOptions } from '../../src/stores/postgres/index.js'
+import { createTableSql, PostgresStore, type PostgresStoreOptions, unpackState } from '../../src/stores/postgres/index.js'
 import { openPostgres } from './cas-clients.js'
 import { serverUrl, sleep } from './cas-support.js'
 import { storeConformance } from './conformance.js'
@@ -15,8 +15,6 @@ const URL = serverUrl('HALT_TEST_POSTGRES_URL')
 const T0 = 1_700_000_000_000
 const CLIENTS = join(dirname(fileURLToPath(import.meta.url)), 'cas-clients.ts')
 const tableFor = (label: string) => `halt_${label}_${randomUUID().slice(0, 8)}`
-/** The state column's numbers: little-endian doubles. */
-const doubles = (b: Buffer) => Array.from({ length: b.length / 8 }, (_, i) => b.readDoubleLE(8 * i))
 
 describe.skipIf(URL === undefined)('PostgreSQL', () => {
   const table = tableFor('conf')
@@ -40,7 +38,7 @@ describe.skipIf(URL === undefined)('PostgreSQL', () => {
     },
     async inspect(store, ns, id) {
       const r = await admin.query(`SELECT state FROM ${table} WHERE key = $1`, [store.key(ns, id)])
-      return r.rows.length === 0 ? undefined : { state: doubles(r.rows[0].state) }
+      return r.rows.length === 0 ? undefined : { state: unpackState(r.rows[0].state) }
     },
     expire: async (store, at) => {
       await store.cleanupExpired(at)
@@ -117,7 +115,7 @@ describe.skipIf(URL === undefined)('PostgresStore', () => {
       await admin.query(`DROP TABLE ${old}`)
       expect((await store.consume(rule.ns, 'user:42', rule, T0, 1)).allowed).toBe(true) // created again, after the failure
       const r = await admin.query(`SELECT state FROM ${old}`)
-      expect(doubles(r.rows[0].state)).toEqual([0, 9, T0]) // token bucket { blocked_until, tokens, last_ms }
+      expect(unpackState(r.rows[0].state)).toEqual([0, 9, T0]) // token bucket { blocked_until, tokens, last_ms }
     } finally {
       store.close()
       await admin.query(`DROP TABLE IF EXISTS ${old}`)
