@@ -39,6 +39,8 @@ RETRY = 200
 LIMIT = 50
 KEYS = 20
 OUTAGE = 1.5
+#: Answers each phase must have (healthy, outage) for its assertions to mean something.
+LEAST = 30
 MODES = ("open", "closed", "fallback")
 #: A run in which a thread of this process that only sleeps 5 ms at a time was not scheduled for this long (ms) was
 #: disturbed by the machine (a stalled VM, a collection of the harness's own garbage), not by the store: a failed
@@ -65,6 +67,8 @@ class FaultCase:
     loops: int = 10
     #: For "stall": the pid file of the service, relative to its state directory.
     pid_file: Optional[str] = None
+    #: How far (ms) past the timeout the store's own bound may let a check run (besides MARGIN).
+    overshoot: float = 0
 
 
 @dataclass
@@ -229,7 +233,12 @@ async def _load(case: FaultCase, url: str, services: Callable[..., str], state: 
 
     stopped: list[int] = []
     try:
+        # Healthy first: at least 1 s, and until every lane has answered from the store more than LEAST times (a slow
+        # emulator on a loaded machine takes longer), for at most 15 s (then the assertion below says how many).
+        healthy = time.perf_counter() + 15
         await asyncio.sleep(1.0)
+        while any(len(lane.samples) <= LEAST for lane in lanes) and time.perf_counter() < healthy:
+            await asyncio.sleep(0.05)
         t_down = time.perf_counter()
         if case.outage == "kill":
             await blocking(services, "kill", case.service)
@@ -296,15 +305,15 @@ async def _load(case: FaultCase, url: str, services: Callable[..., str], state: 
         thrown = [repr(s.thrown) for s in samples if s.thrown is not None]
         assert thrown == [], f"{mode}: {len(thrown)} checks raised, first {thrown[:3]}"
         slowest = max(s.latency for s in samples)
-        assert slowest < timeout + MARGIN / 1000, f"{mode}: slowest answer {slowest * 1000:.0f} ms"
+        assert slowest < timeout + (MARGIN + case.overshoot) / 1000, f"{mode}: slowest answer {slowest * 1000:.0f} ms"
         # Healthy: the store decides.
         before = [s for s in samples if s.start + s.latency < t_down]
-        assert len(before) > 30, f"{mode}: only {len(before)} answers before the outage"
+        assert len(before) > LEAST, f"{mode}: only {len(before)} answers before the outage"
         early = [s for s in before if s.store_error is not None]
         assert early == [], f"{mode}: {len(early)} store errors before the outage, first {early[0].store_error}"
         # Outage: the failure policy decides.
         during = [s for s in samples if s.start > t_dead + timeout + 0.05 and s.start + s.latency < t_up]
-        assert len(during) > 30, f"{mode}: only {len(during)} answers during the outage"
+        assert len(during) > LEAST, f"{mode}: only {len(during)} answers during the outage"
         seen = {s.store_error for s in during}
         assert seen == {mode}, f"{mode}: {seen} during the outage"
         if mode == "open":
@@ -328,7 +337,7 @@ async def _load(case: FaultCase, url: str, services: Callable[..., str], state: 
         recovery = max(0.0, last - t_up)
         assert recovery < 10, f"{mode}: {recovery:.1f} s from the restart until the store answers for good"
         later = [s for s in judged if s.start > last]
-        assert len(later) > 30, f"{mode}: only {len(later)} answers after the recovery"
+        assert len(later) > LEAST, f"{mode}: only {len(later)} answers after the recovery"
         # Telemetry saw the errors, each with the action taken.
         assert lane.errors, f"{mode}: telemetry saw no store error"
         odd = [(e.action, e.operation) for e in lane.errors if e.action != mode or e.operation != "check"]

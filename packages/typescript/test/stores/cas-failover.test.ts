@@ -12,11 +12,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createDynamoTable } from '../../src/stores/dynamodb/index.js'
 import { dynamoClient, type Opened, openDynamo, openMemcached, openMongo, openPostgres } from './cas-clients.js'
 import { SERVICES_SH, type ServerVar, serverUrl, servicePid, sleep } from './cas-support.js'
-import { judgeOutage, lastFailure, load, MODES, makeLane, RETRY, type Sample, undisturbed } from './outage.js'
+import { healthy, judgeOutage, lastFailure, load, MODES, makeLane, RETRY, type Sample, undisturbed } from './outage.js'
 
 const run = promisify(execFile)
 const MARGIN = 150
 const OUTAGE = 1500
+// Answers the healthy phase and the outage must each have for their assertions to mean something.
+const LEAST = 30
 
 interface Case {
   name: string
@@ -131,7 +133,7 @@ for (const c of cases) {
             let tUp = 0
             let tSettled = Number.POSITIVE_INFINITY
             try {
-              await sleep(1000)
+              await healthy(lanes, LEAST)
               tDown = performance.now()
               // tDead: the moment the server surely answers no more (services.sh returns once the process is gone: on a
               // loaded machine that can be a few hundred ms after tDown). tUp: the moment it may answer again (the restart
@@ -176,7 +178,7 @@ for (const c of cases) {
             const report: string[] = []
             for (const lane of lanes) {
               const { mode, samples, errors } = lane
-              const { before, slowest } = judgeOutage(lane, { tDown, tDead, tUp, timeout: TIMEOUT, margin: MARGIN, least: 30 })
+              const { before, slowest } = judgeOutage(lane, { tDown, tDead, tUp, timeout: TIMEOUT, margin: MARGIN, least: LEAST })
 
               // Recovery: by itself, soon, and for good: the time from the restart to the first decision after which the
               // store answers every check (a driver that rediscovers its server, like MongoDB's, may flap before that).

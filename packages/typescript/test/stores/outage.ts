@@ -76,6 +76,16 @@ export function load(lanes: Lane[], loops: number): { stop(): Promise<void> } {
 }
 
 /**
+ * The healthy phase before an outage: at least 1 s, and until every lane has answered more than `least` times (a slow
+ * emulator on a loaded machine takes longer), for at most 15 s (then `judgeOutage` says how many it got).
+ */
+export async function healthy(lanes: Lane[], least: number): Promise<void> {
+  const deadline = performance.now() + 15_000
+  await sleep(1000)
+  while (lanes.some((l) => l.samples.length <= least) && performance.now() < deadline) await sleep(50)
+}
+
+/**
  * What every outage must show on a lane: nothing thrown, no answer past the timeout (+ `margin`); before `tDown` the
  * store decided every check; between `tDead` (+ the timeout) and `tUp` the failure policy decided every one, as
  * configured (fallback: limited in memory). Returns the samples before the outage and the slowest answer.

@@ -7,7 +7,7 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { RedisStore } from '../../src/stores/redis/index.js'
 import { SPEC_DIR } from '../support/vectors.js'
-import { judgeOutage, load, MODES, makeLane, RETRY, type Sample, undisturbed } from './outage.js'
+import { healthy, judgeOutage, load, MODES, makeLane, RETRY, type Sample, undisturbed } from './outage.js'
 import { type Connected, connect } from './redis-clients.js'
 import { server } from './servers.js'
 
@@ -19,6 +19,8 @@ const TIMEOUT = 100
 const MARGIN = 250
 const LOOPS = 10
 const OUTAGE = 1500
+// Answers the healthy phase and the outage must each have for their assertions to mean something.
+const LEAST = 100
 
 // The servers that `npm test` starts are shared with other test files; this test kills a Redis of its own,
 // started by the same script in a state directory of its own.
@@ -52,7 +54,7 @@ describe.skipIf(server('HALT_TEST_REDIS_URL') === undefined)('Redis killed and r
         let tKill = 0
         let tRestart = 0
         try {
-          await sleep(1000)
+          await healthy(lanes, LEAST)
           tKill = performance.now()
           await services('kill', 'redis')
           await sleep(OUTAGE)
@@ -69,7 +71,7 @@ describe.skipIf(server('HALT_TEST_REDIS_URL') === undefined)('Redis killed and r
         const report: string[] = []
         for (const lane of lanes) {
           const { mode, samples, errors } = lane
-          const { before, slowest } = judgeOutage(lane, { tDown: tKill, tDead: tKill, tUp: tRestart, timeout: TIMEOUT, margin: MARGIN, least: 100 })
+          const { before, slowest } = judgeOutage(lane, { tDown: tKill, tDead: tKill, tUp: tRestart, timeout: TIMEOUT, margin: MARGIN, least: LEAST })
           if (mode === 'fallback') expect(samples.some((s) => s.storeError === 'fallback' && s.decision?.reason === 'limit')).toBe(true)
 
           // Recovery: by itself, soon after the restart, and for good.

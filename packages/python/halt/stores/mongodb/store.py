@@ -192,7 +192,8 @@ class MongoDBStore(_MongoBase, CasStore[float]):
     default ``halt_state``; a client made from ``connection_string`` is the store's: ``close()`` closes it).
     ``timeout`` (ms, default 500) bounds each check, whatever the client: one ``pymongo.timeout()`` deadline for
     its operations. A synchronous call cannot be abandoned from outside, so this is what keeps a check from waiting
-    on a server that is down; then the limiter's failure policy answers.
+    on a server that is down; then the limiter's failure policy answers. While no server can be selected, pymongo
+    looks at that deadline only every 500 ms, so a check can take up to ``timeout`` + 500 ms then.
 
     Example::
 
