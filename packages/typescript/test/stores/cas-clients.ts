@@ -43,7 +43,7 @@ export async function openDynamo(url: string, table: string, prefix: string): Pr
 
 export async function openMemcached(url: string, prefix: string): Promise<Opened<MemcachedStore, MemcacheClient>> {
   const client = new MemcacheClient({ server: url, cmdTimeout: 2000 })
-  return { store: new MemcachedStore({ client: client as never, prefix }), client, close: async () => client.shutdown() }
+  return { store: new MemcachedStore({ client, prefix }), client, close: async () => client.shutdown() }
 }
 
 /** For test/stores/worker.ts. */

@@ -16,7 +16,12 @@ export interface MemcachedValue {
  * may be answered first, which costs the next check a read (never a wrong count).
  */
 export interface MemcachedClientLike {
-  gets(keys: string[]): Promise<Record<string, MemcachedValue | undefined>>
+  /**
+   * The items of `keys`, as a record of key to `MemcachedValue` (a missing key absent). Typed `unknown` because
+   * memcache-client declares `gets(keys)` as returning one item unless given a type argument; the store reads it as
+   * that record.
+   */
+  gets(keys: string[]): Promise<unknown>
   add(key: string, value: string, options: { lifetime: number }): Promise<unknown>
   cas(key: string, value: string, options: { casUniq: string | number; lifetime: number }): Promise<unknown>
   set(key: string, value: string, options: { lifetime: number }): Promise<unknown>
@@ -146,7 +151,7 @@ export class MemcachedStore extends CasStore<MemcachedVersion> {
       for (const r of reads) if (!nks.has(r.ns)) nks.set(r.ns, namespaceKey(this.prefix, r.ns))
       const keys = [gk, ...new Set(nks.values()), ...reads.map((r) => r.key)]
       for (let attempt = 0; ; attempt++) {
-        const got = await this.client.gets(keys)
+        const got = (await this.client.gets(keys)) as Record<string, MemcachedValue | undefined>
         const g = text(got[gk])
         const missing = [...nks.values()].filter((nk) => text(got[nk]) === undefined)
         if (g === undefined || missing.length > 0) {
