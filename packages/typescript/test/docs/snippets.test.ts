@@ -65,6 +65,25 @@ function tsBlocks(file: string): Block[] {
   return blocks
 }
 
+/**
+ * The `@example` sections of the doc comments of a source file (what an editor shows on hover) that are programs, i.e.
+ * import what they use; the others illustrate one value or option inline (`parseIp('::1') // { version: 6, ... }`).
+ */
+function exampleBlocks(file: string): Block[] {
+  const lines = readFileSync(file, 'utf8').split('\n')
+  const blocks: Block[] = []
+  for (let i = 0; i < lines.length; i++) {
+    if (lines[i]?.trim() !== '* @example') continue
+    const start = i + 1
+    let end = start
+    while (end < lines.length && !/^\s*\*\s*(@|\/)|^\s*\*\/$/.test(lines[end] ?? '')) end++
+    const code = lines.slice(start, end).map((l) => l.replace(/^\s*\* ?/, '')).join('\n')
+    if (/^import /m.test(code)) blocks.push({ file, line: start + 1, code })
+    i = end
+  }
+  return blocks
+}
+
 /** `halt` and `halt/*` to their sources, from the export map (`./dist/x.d.ts` is built from `./src/x.ts` or `./src/x/index.ts`). */
 function paths(): Record<string, string[]> {
   const exports = JSON.parse(readFileSync(join(PKG, 'package.json'), 'utf8')).exports as Record<string, unknown>
@@ -132,7 +151,8 @@ function check(blocks: Block[]): Map<Block, string[]> {
   return out
 }
 
-const blocks = FILES.flatMap(tsBlocks)
+const SOURCES = (readdirSync(join(PKG, 'src'), { recursive: true }) as string[]).filter((f) => f.endsWith('.ts')).map((f) => join(PKG, 'src', f))
+const blocks = [...FILES.flatMap(tsBlocks), ...SOURCES.flatMap(exampleBlocks)]
 const results = check(blocks)
 
 describe('the docs’ TypeScript examples type-check against the package', () => {

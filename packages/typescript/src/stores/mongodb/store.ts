@@ -60,7 +60,7 @@ const PROJECTION = { projection: { s: 1, v: 1, e: 1 } }
  * import { RateLimiter } from 'halt'
  * import { MongoDBStore } from 'halt/mongodb'
  *
- * const client = await new MongoClient(process.env.MONGODB_URL).connect()
+ * const client = await new MongoClient(process.env.MONGODB_URL!).connect()
  * const limiter = new RateLimiter({
  *   store: new MongoDBStore({ collection: client.db('app').collection('halt_state') }),
  *   policy: { name: 'api', limit: 100, window: '1m' },

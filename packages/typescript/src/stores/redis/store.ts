@@ -105,7 +105,7 @@ class Batch {
  * import { RateLimiter } from 'halt'
  * import { RedisStore, ioredisOptions } from 'halt/redis'
  *
- * const redis = new Redis(process.env.REDIS_URL, ioredisOptions)
+ * const redis = new Redis(process.env.REDIS_URL!, ioredisOptions)
  * const limiter = new RateLimiter({
  *   store: new RedisStore({ client: redis }),
  *   policy: { name: 'api', limit: 100, window: '1m' },

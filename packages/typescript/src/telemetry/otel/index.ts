@@ -58,8 +58,9 @@ export interface OTelTelemetryOptions {
  * after, cost and key; `halt.near_limit`; `halt.store_error`.
  *
  * @example
+ * import { RateLimiter, presets } from 'halt'
  * import { OTelTelemetry } from 'halt/otel'
- * const limiter = new RateLimiter({ policy, telemetry: new OTelTelemetry() })
+ * const limiter = new RateLimiter({ policy: presets.PUBLIC_API, telemetry: new OTelTelemetry() })
  */
 export class OTelTelemetry implements Telemetry {
   private readonly decisions: Counter

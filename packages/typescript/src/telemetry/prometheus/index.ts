@@ -58,8 +58,9 @@ export interface PrometheusTelemetryOptions {
  *
  * @example
  * import { register } from 'prom-client'
+ * import { RateLimiter, presets } from 'halt'
  * import { PrometheusTelemetry } from 'halt/prometheus'
- * const limiter = new RateLimiter({ policy, telemetry: new PrometheusTelemetry() })
+ * const limiter = new RateLimiter({ policy: presets.PUBLIC_API, telemetry: new PrometheusTelemetry() })
  * app.get('/metrics', async (_req, res) => res.type(register.contentType).send(await register.metrics()))
  */
 export class PrometheusTelemetry implements Telemetry {
