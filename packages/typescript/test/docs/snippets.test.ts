@@ -50,39 +50,39 @@ interface Block {
   code: string
 }
 
-/** The ```ts blocks of a Markdown file, with the line of their first code line. */
-function tsBlocks(file: string): Block[] {
+/**
+ * The code between each line `open` matches and the next line `close` matches, each line through `strip`, with the
+ * line of its first code line.
+ */
+function sections(file: string, open: RegExp, close: RegExp, strip = (line: string) => line): Block[] {
   const lines = readFileSync(file, 'utf8').split('\n')
   const blocks: Block[] = []
   for (let i = 0; i < lines.length; i++) {
-    if (lines[i]?.trim() !== '```ts') continue
-    const start = i + 1
-    let end = start
-    while (end < lines.length && lines[end]?.trim() !== '```') end++
-    blocks.push({ file, line: start + 1, code: lines.slice(start, end).join('\n') })
+    if (!open.test(lines[i] ?? '')) continue
+    let end = i + 1
+    while (end < lines.length && !close.test(lines[end] ?? '')) end++
+    blocks.push({
+      file,
+      line: i + 2,
+      code: lines
+        .slice(i + 1, end)
+        .map(strip)
+        .join('\n'),
+    })
     i = end
   }
   return blocks
 }
 
+/** The ```ts blocks of a Markdown file. */
+const tsBlocks = (file: string) => sections(file, /^```ts\s*$/, /^```\s*$/)
+
 /**
  * The `@example` sections of the doc comments of a source file (what an editor shows on hover) that are programs, i.e.
  * import what they use; the others illustrate one value or option inline (`parseIp('::1') // { version: 6, ... }`).
  */
-function exampleBlocks(file: string): Block[] {
-  const lines = readFileSync(file, 'utf8').split('\n')
-  const blocks: Block[] = []
-  for (let i = 0; i < lines.length; i++) {
-    if (lines[i]?.trim() !== '* @example') continue
-    const start = i + 1
-    let end = start
-    while (end < lines.length && !/^\s*\*\s*(@|\/)|^\s*\*\/$/.test(lines[end] ?? '')) end++
-    const code = lines.slice(start, end).map((l) => l.replace(/^\s*\* ?/, '')).join('\n')
-    if (/^import /m.test(code)) blocks.push({ file, line: start + 1, code })
-    i = end
-  }
-  return blocks
-}
+const exampleBlocks = (file: string) =>
+  sections(file, /^\s*\* @example\s*$/, /^\s*\*\s*@|^\s*\*\/\s*$/, (l) => l.replace(/^\s*\* ?/, '')).filter((b) => /^import /m.test(b.code))
 
 /** `halt` and `halt/*` to their sources, from the export map (`./dist/x.d.ts` is built from `./src/x.ts` or `./src/x/index.ts`). */
 function paths(): Record<string, string[]> {

@@ -66,6 +66,7 @@ export function withHalt<C = unknown>(
  * @example
  * // middleware.ts
  * import { NextResponse } from 'next/server'
+ * import { haltMiddleware, ipFromHeader } from 'halt/next'
  * export const middleware = haltMiddleware(limiter, { getIp: ipFromHeader('x-real-ip'), next: () => NextResponse.next() })
  * export const config = { matcher: '/api/:path*' }
  */

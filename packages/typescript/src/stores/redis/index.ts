@@ -14,7 +14,7 @@ const reconnect = (attempt: number): number => Math.min(attempt * 100, 1000)
  * itself, and ioredis's auto-pipelining would add latency to every call.)
  *
  * @example
- * const redis = new Redis(process.env.REDIS_URL, ioredisOptions)
+ * const redis = new Redis(process.env.REDIS_URL!, ioredisOptions)
  * await once(redis, 'ready') // with the offline queue off, commands sent before this fail
  */
 export const ioredisOptions = {
