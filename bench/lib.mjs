@@ -1,7 +1,7 @@
 // Bench helpers: timing loops, medians, alternating rounds, markdown tables, servers of a run's own.
 import { execFile } from 'node:child_process'
 import { once } from 'node:events'
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs'
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -52,6 +52,27 @@ export function heapUsed() {
   global.gc()
   const m = process.memoryUsage()
   return m.heapUsed + m.arrayBuffers
+}
+
+/**
+ * CPU microseconds a server has used: the process in the first line of `pidFile` and its children (PostgreSQL's
+ * backends), from /proc. What a check costs the server, which other load on the machine moves far less than rates.
+ */
+export function treeCpuUs(pidFile) {
+  const root = readFileSync(pidFile, 'utf8').split('\n')[0].trim()
+  let ticks = 0
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue
+    let stat
+    try {
+      stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    } catch {
+      continue // gone meanwhile
+    }
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ') // f[1] ppid, f[11] utime, f[12] stime
+    if (pid === root || f[1] === root) ticks += Number(f[11]) + Number(f[12])
+  }
+  return ticks * (1e6 / 100) // USER_HZ is 100 on Linux
 }
 
 /**

@@ -4,7 +4,7 @@
 // medians. Starts its own servers with scripts/services.sh (PostgreSQL, Memcached, FerretDB for MongoDB, moto for
 // DynamoDB) in a state directory of its own, and stops them.
 // Run from the repository root: npm run build && node bench/stores.mjs   (BENCH_ROUNDS, BENCH_MS, BENCH_STORES=postgres,memcached)
-import { readdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DynamoDB, DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { RateLimiter } from 'halt'
@@ -17,7 +17,7 @@ import Memcached from 'memcached'
 import { MongoClient } from 'mongodb'
 import pg from 'pg'
 import { RateLimiterDynamo, RateLimiterMemcache, RateLimiterMongo, RateLimiterPostgres } from 'rate-limiter-flexible'
-import { fmtRate, median, ownServices, table } from './lib.mjs'
+import { fmtRate, median, ownServices, table, treeCpuUs } from './lib.mjs'
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5)
 const ROUND_MS = Number(process.env.BENCH_MS ?? 1000)
@@ -55,26 +55,7 @@ const PID_FILES = {
   dynamodb: 'dynamodb/dynamodb.pid',
 }
 
-/**
- * CPU microseconds the server's processes have used (the server and its children), from /proc: what a check costs
- * the server, which other load on the machine moves far less than checks per second.
- */
-function serverCpuUs(name) {
-  const root = readFileSync(join(servicesDir, PID_FILES[name]), 'utf8').split('\n')[0].trim()
-  let ticks = 0
-  for (const pid of readdirSync('/proc')) {
-    if (!/^\d+$/.test(pid)) continue
-    let stat
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
-    } catch {
-      continue // gone meanwhile
-    }
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ') // f[1] ppid, f[11] utime, f[12] stime
-    if (pid === root || f[1] === root) ticks += Number(f[11]) + Number(f[12])
-  }
-  return ticks * (1e6 / 100) // USER_HZ is 100 on Linux
-}
+const serverCpuUs = (name) => treeCpuUs(join(servicesDir, PID_FILES[name]))
 
 /** The text of every named (prepared) statement sent through `pool`, by name, as it is sent. */
 function recordStatements(pool) {
