@@ -26,7 +26,10 @@ try {
     const keys = Array.from({ length: n }, (_, i) => `ip:10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`)
     const db = client.db(`scan${n}`)
     const contenders = [
-      ['rate-limiter-flexible RateLimiterMongo', new RateLimiterMongo({ storeClient: client, dbName: `scan${n}`, tableName: 'rlf', points: BIG, duration: 60 })],
+      [
+        'rate-limiter-flexible RateLimiterMongo',
+        new RateLimiterMongo({ storeClient: client, dbName: `scan${n}`, tableName: 'rlf', points: BIG, duration: 60 }),
+      ],
       ['halt MongoDBStore', new RateLimiter({ store: new MongoDBStore({ collection: db.collection('halt') }), policy: { name: 'b', limit: BIG, window: 60 } })],
     ]
     const row = [`${n.toLocaleString('en')} documents`]
@@ -52,7 +55,9 @@ try {
     rows.push(row)
   }
   await client.close()
-  console.log(`# FerretDB v1.24.2 (SQLite): server CPU per write, by collection size\n\nnode ${process.version}; ${WRITES} checks of existing keys per cell (each key checked once before)\n`)
+  console.log(
+    `# FerretDB v1.24.2 (SQLite): server CPU per write, by collection size\n\nnode ${process.version}; ${WRITES} checks of existing keys per cell (each key checked once before)\n`,
+  )
   console.log(table(['collection', 'rate-limiter-flexible RateLimiterMongo', 'halt MongoDBStore'], rows))
 } finally {
   await stop()

@@ -4,7 +4,6 @@
 // medians. Starts its own servers with scripts/services.sh (PostgreSQL, Memcached, FerretDB for MongoDB, moto for
 // DynamoDB) in a state directory of its own, and stops them.
 // Run from the repository root: npm run build && node bench/stores.mjs   (BENCH_ROUNDS, BENCH_MS, BENCH_STORES=postgres,memcached)
-import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { DynamoDB, DynamoDBClient } from '@aws-sdk/client-dynamodb'
 import { RateLimiter } from 'halt'
