@@ -156,7 +156,11 @@ const blocks = [...FILES.flatMap(tsBlocks), ...SOURCES.flatMap(exampleBlocks)]
 const results = check(blocks)
 
 describe('the docs’ TypeScript examples type-check against the package', () => {
-  it('finds the blocks', () => {
+  it('finds the blocks: every TypeScript or JavaScript fence of the docs is a ```ts block checked here', () => {
+    const fences = FILES.flatMap((f) => readFileSync(f, 'utf8').split('\n')).filter((l) =>
+      /^\s*(```|~~~)\s*(ts|typescript|tsx|js|javascript|jsx|mjs)\b/i.test(l),
+    )
+    expect(fences.length).toBe(FILES.flatMap(tsBlocks).length)
     expect(blocks.length).toBeGreaterThan(30)
   })
   it.each(blocks.map((b) => [`${relative(ROOT, b.file)}:${b.line}`, b] as const))('%s', (_, b) => {
