@@ -1,5 +1,5 @@
-// The TypeScript examples of the docs type-check against the package: every ```ts block of README.md and docs/*.md is
-// compiled as a module of its own, `halt` and `halt/*` resolved to src/ through the package's export map. A block that
+// The TypeScript examples of the docs type-check against the package: every ```ts block of README.md and docs/*.md, and
+// every @example program of the sources (what an editor shows on hover), is compiled as a module of its own, `halt` and `halt/*` resolved to src/ through the package's export map. A block that
 // calls something the package does not have, or passes an option it does not take, fails here, named by file and line.
 //
 // Examples are fragments: they use an app, a limiter, a login handler they do not declare. Those names are declared
