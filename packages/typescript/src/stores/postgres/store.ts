@@ -76,6 +76,8 @@ export class PostgresStore extends CasStore<string> {
   protected override readonly speculation = 'always'
   protected override readonly exclusiveAfter: number
   private readonly pool: PgPoolLike
+  /** A Pool (it counts its clients) can lend a connection for a transaction; a single Client cannot. */
+  private readonly isPool: boolean
   private readonly sql: Statements
   private readonly names: Record<keyof Statements, string>
   private setup: Promise<void> | undefined
@@ -100,8 +102,8 @@ export class PostgresStore extends CasStore<string> {
     this.names = Object.fromEntries(Object.keys(this.sql).map((k) => [k, `halt_${k}_${tag}`])) as Record<keyof Statements, string>
     this.prefix = checkPrefix(options.prefix ?? 'halt:', 'PostgresStore')
     this.createTable = options.createTable ?? true
-    // A Pool (it counts its clients) can lend a connection for a transaction; a single Client cannot.
-    this.exclusiveAfter = typeof (pool as { totalCount?: unknown }).totalCount === 'number' && typeof pool.connect === 'function' ? 2 : Number.POSITIVE_INFINITY
+    this.isPool = typeof (pool as { totalCount?: unknown }).totalCount === 'number' && typeof pool.connect === 'function'
+    this.exclusiveAfter = this.isPool ? 2 : Number.POSITIVE_INFINITY
     const interval = options.cleanupInterval ?? 60_000
     if (typeof interval !== 'number' || !(interval >= 0) || !Number.isFinite(interval)) {
       throw new HaltConfigError(
@@ -188,20 +190,15 @@ export class PostgresStore extends CasStore<string> {
         const current = r.rows.length === 0 ? null : record(r.rows[0] as Record<string, unknown>)
         const next = apply(current)
         let done = true
-        if (next !== null && current !== null) {
-          await client.query({
-            name: this.names.lockedUpdate,
-            text: this.sql.lockedUpdate,
-            values: [key, packState(next.state), next.expiresAt, String(newVersion())],
-          })
-        } else if (next !== null) {
-          // No row to lock: insert, unless another transaction inserted it first (then lock that row and start over).
-          const ins = await client.query({
-            name: this.names.lockedInsert,
-            text: this.sql.lockedInsert,
-            values: [key, packState(next.state), next.expiresAt, String(newVersion())],
-          })
-          done = ins.rows.length > 0
+        if (next !== null) {
+          const values = [key, packState(next.state), next.expiresAt, String(newVersion())]
+          if (current !== null) {
+            await client.query({ name: this.names.lockedUpdate, text: this.sql.lockedUpdate, values })
+          } else {
+            // No row to lock: insert, unless another transaction inserted it first (then lock that row and start over).
+            const ins = await client.query({ name: this.names.lockedInsert, text: this.sql.lockedInsert, values })
+            done = ins.rows.length > 0
+          }
         }
         await client.query({ text: done ? 'COMMIT' : 'ROLLBACK' })
         if (done) return
@@ -249,7 +246,7 @@ export class PostgresStore extends CasStore<string> {
   private async create(): Promise<void> {
     const ddl = createTableSql(this.table)
     const lock = `SELECT pg_advisory_xact_lock(${lockId(this.table)})`
-    if (typeof (this.pool as { totalCount?: unknown }).totalCount === 'number' && typeof this.pool.connect === 'function') {
+    if (this.isPool) {
       const client = (await (this.pool.connect as () => Promise<PgPoolClient>)()) as PgPoolClient
       let broken: Error | undefined
       try {
