@@ -438,6 +438,26 @@ export function storeConformance<S extends Store>(h: StoreHarness<S>): void {
         })
       }
 
+      // Many keys at once: the checks of different keys a store sends together (Redis scripts, PostgreSQL batches) stay
+      // exact per key.
+      it('20 keys: 4 processes x 100 concurrent checks over 20 keys, limit 15 each: exactly 15 admitted per key', async () => {
+        const policy: Policy = { name: unique('conc-keys'), algorithm: 'token_bucket', limit: 15, window: 3600 }
+        const rule = compilePolicy(policy)
+        let perKey: number[]
+        if (workers.length > 0) {
+          const at = Date.now() + 250
+          const results = await Promise.all(workers.map((w) => w.run({ policy, at, now: T0, n: 100, keys: 20 })))
+          for (const r of results) expect(r.errors, r.firstError).toBe(0)
+          perKey = Array.from({ length: 20 }, (_, k) => results.reduce((n, r) => n + ((r.admittedByKey as number[])[k] as number), 0))
+        } else {
+          const group = () => Promise.all(Array.from({ length: 100 }, (_, i) => call(rule, `hot-${i % 20}`, T0, 1)))
+          const results = await Promise.all([group(), group(), group(), group()])
+          perKey = Array.from({ length: 20 }, (_, k) => results.reduce((n, os) => n + os.filter((o, i) => i % 20 === k && o.allowed).length, 0))
+        }
+        if (h.atomic ?? true) expect(perKey).toEqual(new Array(20).fill(15))
+        else for (const n of perKey) expect(n).toBeGreaterThanOrEqual(15)
+      })
+
       // Two policies in one decision: the binding one admits exactly its limit, and the other one gives exactly one
       // unit per admitted request (none for a rejected one). A compare-and-set store may take units for a request
       // it then rejects when another process wins a race between its writes: it counts them (docs/sets.md).
@@ -492,6 +512,8 @@ export function storeConformance<S extends Store>(h: StoreHarness<S>): void {
 
 export interface RunResult {
   admitted: number
+  /** With `keys`: admitted per identity `hot-<i>`. */
+  admittedByKey?: number[]
   /** Limit sets on a compare-and-set store: units taken, per namespace, for requests the set then rejected. */
   leaked?: Record<string, number>
   errors: number
@@ -518,7 +540,7 @@ export class Worker {
     })
   }
 
-  run(job: ({ policy: Policy | Policy[] } | { kernel: KernelJob }) & { at: number; now: number; n: number }): Promise<RunResult> {
+  run(job: ({ policy: Policy | Policy[] } | { kernel: KernelJob }) & { at: number; now: number; n: number; keys?: number }): Promise<RunResult> {
     return new Promise((resolve, reject) => {
       const died = (code: number | null) => reject(new Error(`worker exited with code ${code} during a run`))
       this.child.once('exit', died)

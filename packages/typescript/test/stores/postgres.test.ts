@@ -221,6 +221,104 @@ describe.skipIf(URL === undefined)('PostgresStore', () => {
     await admin.query(`DROP TABLE ${t}`)
   })
 
+  /** A store on a pool of `max` connections whose statements are recorded (their names) as they are sent. */
+  async function recording(max: number, options?: pg.PoolConfig) {
+    const pool = new pg.Pool({ connectionString: URL, max, ...options })
+    const names: string[] = []
+    const query = pool.query.bind(pool) as (q: unknown) => Promise<unknown>
+    ;(pool as unknown as { query: (q: unknown) => Promise<unknown> }).query = (q) => {
+      names.push(String((q as { name?: unknown }).name))
+      return query(q)
+    }
+    return { pool, names, store: new PostgresStore({ pool, table, cleanupInterval: 0 }) }
+  }
+
+  it('while every connection is busy, the checks of other keys go together: one statement per batch, each key exact', async () => {
+    const { pool, names, store } = await recording(2)
+    try {
+      const rule = compilePolicy({ name: `batch-${randomUUID().slice(0, 6)}`, limit: 2, window: 3600 })
+      await store.peek(rule.ns, 'warm', rule, T0) // table checked
+      names.length = 0
+      // 3 checks of each of 60 keys, all at once: new keys (inserts), then rows this store wrote (updates).
+      const outs = await Promise.all(Array.from({ length: 180 }, (_, i) => store.consume(rule.ns, `k${i % 60}`, rule, T0, 1)))
+      for (let k = 0; k < 60; k++) expect(outs.filter((_, i) => i % 60 === k).map((o) => o.allowed)).toEqual([true, true, false])
+      const batches = names.filter((n) => /^halt_(insert|update)\d+_/.test(n))
+      expect(batches.length).toBeGreaterThan(0)
+      expect(names.length).toBeLessThan(60) // 120 writes (the third check of a key changes nothing)
+      expect(store.counters.writes).toBe(120)
+      expect(store.counters.conflicts).toBe(0)
+      // The rows are what single statements would have written.
+      const r = await admin.query(`SELECT key, state FROM ${table} WHERE key LIKE $1 ORDER BY key`, [`halt:${rule.ns}:{k%`])
+      expect(r.rows.length).toBe(60)
+      for (const row of r.rows) expect(unpackState(row.state)).toEqual([0, 0, T0])
+      // One at a time, nothing waits: single statements.
+      names.length = 0
+      for (let i = 0; i < 5; i++) await store.consume(rule.ns, `lone${i}`, rule, T0, 1)
+      expect(names.every((n) => /^halt_insert_/.test(n))).toBe(true)
+    } finally {
+      store.close()
+      await pool.end()
+    }
+  })
+
+  it('a batch that loses some rows to another writer gets them back and retries those; an insert batch overwrites expired rows', async () => {
+    const a = await recording(1)
+    const b = await recording(1)
+    try {
+      const rule = compilePolicy({ name: `race-${randomUUID().slice(0, 6)}`, limit: 5, window: 10 })
+      await Promise.all(Array.from({ length: 20 }, (_, i) => a.store.consume(rule.ns, `k${i}`, rule, T0, 1))) // 20 rows, by a
+      await Promise.all(Array.from({ length: 10 }, (_, i) => b.store.consume(rule.ns, `k${i}`, rule, T0, 1))) // b moves half
+      a.names.length = 0
+      // a's guesses of k0..k9 are stale now: those writes lose inside the batch, come back with b's rows, and go again.
+      const outs = await Promise.all(Array.from({ length: 20 }, (_, i) => a.store.consume(rule.ns, `k${i}`, rule, T0, 1)))
+      expect(outs.map((o) => o.remaining)).toEqual(Array.from({ length: 20 }, (_, i) => (i < 10 ? 2 : 3)))
+      expect(a.store.counters.conflicts).toBe(10)
+      expect(a.names.some((n) => /^halt_update\d+_/.test(n))).toBe(true)
+      // Long after: every row expired; b (which holds no guess for k10..k19) inserts over them in batches.
+      b.names.length = 0
+      const later = await Promise.all(Array.from({ length: 20 }, (_, i) => b.store.consume(rule.ns, `k${i}`, rule, T0 + 3_600_000, 1)))
+      expect(later.map((o) => o.remaining)).toEqual(new Array(20).fill(4))
+      expect(b.names.some((n) => /^halt_insert\d+_/.test(n))).toBe(true)
+    } finally {
+      a.store.close()
+      b.store.close()
+      await Promise.all([a.pool.end(), b.pool.end()])
+    }
+  })
+
+  it('a batch that deadlocks with another transaction goes again key by key: no check fails', async () => {
+    // The store's session detects deadlocks first (100 ms against the default 1 s), so the batch is the one aborted.
+    const { pool, names, store } = await recording(1, { options: '-c deadlock_timeout=100ms' })
+    const other = await admin.connect()
+    try {
+      const rule = compilePolicy({ name: `dl-${randomUUID().slice(0, 6)}`, limit: 100, window: 3600 })
+      for (const id of ['a', 'b', 'c']) await store.consume(rule.ns, id, rule, T0, 1)
+      const deadlocks = async () => Number((await admin.query('SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()')).rows[0].deadlocks)
+      const before = await deadlocks()
+      await other.query('BEGIN')
+      await other.query(`UPDATE ${table} SET version = version + 1 WHERE key = $1`, [store.key(rule.ns, 'b')]) // holds b
+      names.length = 0
+      // c goes alone; a and b wait for it, then go as one batch that locks a, and waits for b.
+      const checks = ['c', 'a', 'b'].map((id) => store.consume(rule.ns, id, rule, T0, 1))
+      await vi.waitFor(() => expect(names.some((n) => /^halt_update2_/.test(n))).toBe(true))
+      await sleep(20)
+      // Now this transaction waits for a, which the batch holds: a deadlock, which aborts the batch.
+      const mine = other.query(`UPDATE ${table} SET version = version + 1 WHERE key = $1`, [store.key(rule.ns, 'a')])
+      await mine
+      await other.query('COMMIT')
+      const outs = await Promise.all(checks)
+      expect(outs.map((o) => o.allowed)).toEqual([true, true, true])
+      expect(outs.map((o) => o.remaining)).toEqual([98, 98, 98])
+      expect(names.filter((n) => /^halt_update_/.test(n)).length).toBeGreaterThanOrEqual(3) // c, then a and b again alone
+      await vi.waitFor(async () => expect(await deadlocks()).toBe(before + 1), { timeout: 5_000, interval: 100 })
+    } finally {
+      await other.query('ROLLBACK').catch(() => {})
+      other.release()
+      store.close()
+      await pool.end()
+    }
+  })
+
   it('rejects bad options at construction', () => {
     const bad: [Partial<PostgresStoreOptions>, string][] = [
       [{ pool: undefined as never }, 'HALT_INVALID_POSTGRES_CLIENT'],
@@ -230,6 +328,9 @@ describe.skipIf(URL === undefined)('PostgresStore', () => {
       [{ maxAttempts: 0 }, 'HALT_INVALID_CAS_ATTEMPTS'],
       [{ expiryGraceMs: -1 }, 'HALT_INVALID_EXPIRY_GRACE'],
       [{ cleanupInterval: -5 }, 'HALT_INVALID_CLEANUP_INTERVAL'],
+      [{ batch: 0 }, 'HALT_INVALID_POSTGRES_BATCH'],
+      [{ batch: 2.5 }, 'HALT_INVALID_POSTGRES_BATCH'],
+      [{ batch: 'yes' as never }, 'HALT_INVALID_POSTGRES_BATCH'],
     ]
     for (const [options, code] of bad) {
       let error: unknown

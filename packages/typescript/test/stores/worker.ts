@@ -23,43 +23,53 @@ if (store.consumeSet !== undefined) {
 }
 process.send?.({ type: 'ready' })
 
-process.on('message', async (m: { type: 'run'; policy?: Policy | Policy[]; kernel?: KernelJob; at: number; now: number; n: number } | { type: 'exit' }) => {
-  if (m.type === 'exit') {
-    await close()
-    process.exit(0)
-  }
-  // One policy (or kernel): consume; several (a limit set): consumeSet, admitted when every policy admits.
-  const rules = m.kernel !== undefined ? [kernelJobRule(m.kernel)] : (Array.isArray(m.policy) ? m.policy : [m.policy as Policy]).map(compilePolicy)
-  const rule = rules[0] as Rule
-  const one = (): Promise<boolean> =>
-    rules.length === 1
-      ? Promise.resolve(store.consume(rule.ns, 'hot', rule, m.now, 1)).then((o) => o.allowed)
-      : Promise.resolve(
-          (store.consumeSet as NonNullable<Store['consumeSet']>)(
-            'hot',
-            rules,
-            m.now,
-            rules.map(() => 1),
-          ),
-        ).then((os) => os.every((o) => o.allowed))
-  const before = { ...leakedOf(store) }
-  await new Promise((r) => setTimeout(r, Math.max(0, m.at - Date.now())))
-  const t0 = Date.now()
-  const results = await Promise.allSettled(Array.from({ length: m.n }, one))
-  const t1 = Date.now()
-  const failed = results.filter((r) => r.status === 'rejected')
-  const leaked: Record<string, number> = {}
-  for (const [ns, n] of Object.entries(leakedOf(store))) leaked[ns] = n - (before[ns] ?? 0)
-  process.send?.({
-    type: 'done',
-    leaked,
-    admitted: results.filter((r) => r.status === 'fulfilled' && r.value).length,
-    errors: failed.length,
-    firstError: failed.length > 0 ? String((failed[0] as PromiseRejectedResult).reason) : undefined,
-    t0,
-    t1,
-  })
-})
+process.on(
+  'message',
+  async (m: { type: 'run'; policy?: Policy | Policy[]; kernel?: KernelJob; at: number; now: number; n: number; keys?: number } | { type: 'exit' }) => {
+    if (m.type === 'exit') {
+      await close()
+      process.exit(0)
+    }
+    // One policy (or kernel): consume; several (a limit set): consumeSet, admitted when every policy admits.
+    const rules = m.kernel !== undefined ? [kernelJobRule(m.kernel)] : (Array.isArray(m.policy) ? m.policy : [m.policy as Policy]).map(compilePolicy)
+    const rule = rules[0] as Rule
+    // With `keys`, check i goes to identity `hot-${i % keys}` (several keys at once); else every check to 'hot'.
+    const byKey = new Array<number>(m.keys ?? 1).fill(0)
+    const one = (_: unknown, i: number): Promise<boolean> =>
+      rules.length === 1
+        ? Promise.resolve(store.consume(rule.ns, m.keys === undefined ? 'hot' : `hot-${i % m.keys}`, rule, m.now, 1)).then((o) => {
+            const k = m.keys === undefined ? 0 : i % m.keys
+            if (o.allowed) byKey[k] = (byKey[k] as number) + 1
+            return o.allowed
+          })
+        : Promise.resolve(
+            (store.consumeSet as NonNullable<Store['consumeSet']>)(
+              'hot',
+              rules,
+              m.now,
+              rules.map(() => 1),
+            ),
+          ).then((os) => os.every((o) => o.allowed))
+    const before = { ...leakedOf(store) }
+    await new Promise((r) => setTimeout(r, Math.max(0, m.at - Date.now())))
+    const t0 = Date.now()
+    const results = await Promise.allSettled(Array.from({ length: m.n }, one))
+    const t1 = Date.now()
+    const failed = results.filter((r) => r.status === 'rejected')
+    const leaked: Record<string, number> = {}
+    for (const [ns, n] of Object.entries(leakedOf(store))) leaked[ns] = n - (before[ns] ?? 0)
+    process.send?.({
+      type: 'done',
+      leaked,
+      admitted: results.filter((r) => r.status === 'fulfilled' && r.value).length,
+      admittedByKey: byKey,
+      errors: failed.length,
+      firstError: failed.length > 0 ? String((failed[0] as PromiseRejectedResult).reason) : undefined,
+      t0,
+      t1,
+    })
+  },
+)
 
 /** A compare-and-set store's count of units taken for rejected set requests, per namespace (others: none). */
 function leakedOf(s: Store): Record<string, number> {

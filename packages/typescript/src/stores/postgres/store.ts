@@ -1,9 +1,10 @@
 // PostgresStore: one row per key, updated by the compare-and-set loop of ../cas.ts in single statements (one round
-// trip when this process's guess of the row is right), and under a row lock when a key is contended.
+// trip when this process's guess of the row is right; under load, one statement for the writes of many keys), and
+// under a row lock when a key is contended.
 import { HaltConfigError } from '../../core/errors.js'
 import { boundedKey, CasStore, type CasStoreOptions, checkPrefix, type Next, newVersion, type Versioned, type Written } from '../cas.js'
 import { escapeKeyPart } from '../redis/keys.js'
-import { createTableSql, likePrefix, packState, quoteTable, type Statements, statements, unpackState } from './sql.js'
+import { type BatchStatements, batchStatements, createTableSql, likePrefix, packState, quoteTable, type Statements, statements, unpackState } from './sql.js'
 
 /** The parts of a node-postgres (`pg`) result the store reads. */
 export interface PgResult {
@@ -46,16 +47,41 @@ export interface PostgresStoreOptions extends CasStoreOptions {
   prefix?: string
   /** Milliseconds between deletions of expired rows (an unref'd timer; `cleanupExpired()` by hand otherwise). 0 turns it off. Default 60,000. */
   cleanupInterval?: number
+  /**
+   * While every connection is busy with this store's statements (a Pool's `max`; a Client's one), the checks of other
+   * keys that arrive wait, and go together in one statement when one finishes: up to this many keys per statement.
+   * With a connection free a check goes at once, so a lone check never waits. `true` (default) is 32; `false` sends one
+   * statement per check.
+   */
+  batch?: boolean | number
 }
 
 const CLEANUP_BATCH = 10_000
+const DEFAULT_BATCH = 32
+const MAX_BATCH = 1000
+
+/** A conditional write: sent at once, or waiting for the next batch. */
+interface Pending {
+  key: string
+  state: Buffer
+  expiresAt: number
+  now: number
+  /** The version the write is conditional on; undefined: an insert (no row, or an expired one). */
+  prev: string | undefined
+  version: string
+  resolve(w: Written<string>): void
+  reject(error: unknown): void
+}
+
+const byKey = (a: Pending, b: Pending) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
 
 /**
  * A store in PostgreSQL (9.5+): one row per key in one table. Every check is a compare-and-set: the algorithm runs in
  * this process (the spec's pure function) and the row is written only if nobody wrote it meanwhile. Each write is a
  * single statement that also returns the row when it loses, so a check costs one round trip when this process
  * guessed the row right (a new key, an expired one, or one it wrote last) and two otherwise; a key contended by
- * several writers goes on under a row lock (with a Pool). Expired rows are deleted every `cleanupInterval`.
+ * several writers goes on under a row lock (with a Pool). While every connection is busy, the checks of other keys
+ * go together, one statement for many keys (`batch`). Expired rows are deleted every `cleanupInterval`.
  *
  * @example
  * import pg from 'pg'
@@ -82,6 +108,13 @@ export class PostgresStore extends CasStore<string> {
   private readonly names: Record<keyof Statements, string>
   private setup: Promise<void> | undefined
   private readonly createTable: boolean
+  private readonly maxBatch: number
+  /** Statements this store can have running at once: the Pool's `max` (a Client: 1). */
+  private readonly lanes: number
+  private inflight = 0
+  private queued: Pending[] = []
+  /** The batch statements and their names, per number of keys. */
+  private readonly batches = new Map<number, BatchStatements & { names: BatchStatements }>()
   private timer: ReturnType<typeof setInterval> | undefined
 
   constructor(options: PostgresStoreOptions) {
@@ -104,6 +137,16 @@ export class PostgresStore extends CasStore<string> {
     this.createTable = options.createTable ?? true
     this.isPool = typeof (pool as { totalCount?: unknown }).totalCount === 'number' && typeof pool.connect === 'function'
     this.exclusiveAfter = this.isPool ? 2 : Number.POSITIVE_INFINITY
+    const max = (pool as { options?: { max?: unknown } }).options?.max
+    this.lanes = this.isPool ? (typeof max === 'number' && max >= 1 ? max : 10) : 1
+    const batch = options.batch ?? true
+    this.maxBatch = batch === true ? DEFAULT_BATCH : batch === false ? 1 : batch
+    if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1 || this.maxBatch > MAX_BATCH) {
+      throw new HaltConfigError(
+        'HALT_INVALID_POSTGRES_BATCH',
+        `PostgresStore: batch must be true, false or a whole number of keys from 1 to ${MAX_BATCH}, got ${String(batch)}. Fix: omit it (32).`,
+      )
+    }
     const interval = options.cleanupInterval ?? 60_000
     if (typeof interval !== 'number' || !(interval >= 0) || !Number.isFinite(interval)) {
       throw new HaltConfigError(
@@ -167,15 +210,102 @@ export class PostgresStore extends CasStore<string> {
 
   protected async write(key: string, _ns: string, next: Next, prev: Versioned<string> | null): Promise<Written<string>> {
     await this.ready()
-    const version = String(newVersion())
-    const r =
-      prev === null
-        ? await this.query('insert', [key, packState(next.state), next.expiresAt, next.now, version])
-        : await this.query('update', [key, packState(next.state), next.expiresAt, prev.version, version])
-    const row = r.rows[0]
-    if (row === undefined) return { ok: false, current: undefined } // deleted, or a concurrent insert not visible yet: read again
-    if (String(row.version) === version) return { ok: true, version }
-    return { ok: false, current: record(row) }
+    return new Promise((resolve, reject) => {
+      const w: Pending = {
+        key,
+        state: packState(next.state),
+        expiresAt: next.expiresAt,
+        now: next.now,
+        prev: prev?.version,
+        version: String(newVersion()),
+        resolve,
+        reject,
+      }
+      // Wait for a batch only while a statement of this store is running (its end sends the batch), and either every
+      // connection is busy with this store's statements, or the pool has callers waiting for one.
+      if (this.inflight > 0 && this.maxBatch > 1 && (this.inflight >= this.lanes || ((this.pool as { waitingCount?: number }).waitingCount ?? 0) > 0)) {
+        this.queued.push(w)
+      } else this.send([w], w.prev === undefined)
+    })
+  }
+
+  /** One statement for `list` (distinct keys, all inserts or all updates): the single one, or a batch in key order. */
+  private send(list: Pending[], insert: boolean): void {
+    const n = list.length
+    let q: PgQuery
+    if (n === 1) {
+      const w = list[0] as Pending
+      q = insert
+        ? { name: this.names.insert, text: this.sql.insert, values: [w.key, w.state, w.expiresAt, w.now, w.version] }
+        : { name: this.names.update, text: this.sql.update, values: [w.key, w.state, w.expiresAt, w.prev, w.version] }
+    } else {
+      // Rows are locked in this order: every batch of this store's processes takes its common keys in the same order.
+      list.sort(byKey)
+      const b = this.batch(n)
+      const values: unknown[] = []
+      let now = Number.POSITIVE_INFINITY
+      for (const w of list) {
+        if (insert) {
+          values.push(w.key, w.state, w.expiresAt, w.version)
+          if (w.now < now) now = w.now
+        } else values.push(w.key, w.state, w.expiresAt, w.prev, w.version)
+      }
+      if (insert) values.push(now)
+      q = insert ? { name: b.names.insert, text: b.insert, values } : { name: b.names.update, text: b.update, values }
+    }
+    this.inflight++
+    this.pool.query(q).then(
+      (r) => {
+        this.inflight--
+        if (n === 1) (list[0] as Pending).resolve(written(r.rows[0], (list[0] as Pending).version))
+        else {
+          const rows = new Map<unknown, Record<string, unknown>>()
+          for (const row of r.rows) rows.set(row.key, row)
+          for (const w of list) w.resolve(written(rows.get(w.key), w.version))
+        }
+        this.flush()
+      },
+      (error) => {
+        this.inflight--
+        // Batches lock their keys in one order; a deadlock with some other writer of several rows is still possible:
+        // then each write goes again on its own.
+        if (n > 1 && (error as { code?: unknown })?.code === '40P01') for (const w of list) this.send([w], insert)
+        else for (const w of list) w.reject(error)
+        this.flush()
+      },
+    )
+  }
+
+  /** Send what waits, while connections are free: up to `maxBatch` distinct keys per statement (a repeated key waits for the next). */
+  private flush(): void {
+    while (this.queued.length > 0 && this.inflight < this.lanes) {
+      const inserts: Pending[] = []
+      const updates: Pending[] = []
+      const rest: Pending[] = []
+      const keys = new Set<string>()
+      for (const w of this.queued) {
+        if (keys.size >= this.maxBatch || keys.has(w.key)) rest.push(w)
+        else {
+          keys.add(w.key)
+          ;(w.prev === undefined ? inserts : updates).push(w)
+        }
+      }
+      this.queued = rest
+      if (updates.length > 0) this.send(updates, false)
+      if (inserts.length > 0) this.send(inserts, true)
+    }
+  }
+
+  /** The batch statements for `n` keys (prepared, named per table, text and size). */
+  private batch(n: number): BatchStatements & { names: BatchStatements } {
+    let b = this.batches.get(n)
+    if (b === undefined) {
+      const s = batchStatements(this.table, n)
+      const tag = hash(`${this.table}\n${s.update}\n${s.insert}`)
+      b = { ...s, names: { update: `halt_update${n}_${tag}`, insert: `halt_insert${n}_${tag}` } }
+      this.batches.set(n, b)
+    }
+    return b
   }
 
   /** The check in a transaction that holds the row's lock: the writers of a hot key queue here instead of racing. */
@@ -278,6 +408,13 @@ export class PostgresStore extends CasStore<string> {
       `PostgresStore: table ${this.table} has a state column of type ${String(type)}, made by an older Halt (the state is bytea now). It holds rate-limit state only: drop it (DROP TABLE ${quoteTable(this.table)}) and the store creates it again on first use, or give the store another table.`,
     )
   }
+}
+
+/** What a conditional write's returned row says: no row (deleted, or a concurrent insert not visible yet: read again), won, or lost to the row shown. */
+function written(row: Record<string, unknown> | undefined, version: string): Written<string> {
+  if (row === undefined) return { ok: false, current: undefined }
+  if (String(row.version) === version) return { ok: true, version }
+  return { ok: false, current: record(row) }
 }
 
 function record(row: Record<string, unknown>): Versioned<string> {
