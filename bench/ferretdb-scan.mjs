@@ -2,7 +2,9 @@
 // document bytes rather than the stores. Each library writes keys through its own code (Halt's MongoDBStore,
 // rate-limiter-flexible's RateLimiterMongo) into a collection of N documents it made itself; the table gives the
 // server's CPU per write. On real MongoDB a write by _id (Halt) or by a uniquely indexed key (rate-limiter-flexible)
-// is an index lookup whatever N; on FerretDB's SQLite backend its cost grows with N.
+// is an index lookup whatever N; on FerretDB's SQLite backend its cost grows with N: FerretDB hands SQLite a filter only
+// when it is exactly { _id: <value> } (the second table), and both libraries' writes filter on more (Halt's { _id, v }) or
+// on another field (rate-limiter-flexible's { key }).
 // Run from the repository root: npm run build && node bench/ferretdb-scan.mjs   (about 3 minutes)
 import { join } from 'node:path'
 import { RateLimiter } from 'halt'
@@ -54,11 +56,37 @@ try {
     }
     rows.push(row)
   }
+  // Why: FerretDB v1.24's SQLite backend gives SQLite the filter only when it is exactly { _id: <value> }
+  // (internal/backends/sqlite/collection.go); any other filter reads and decodes every document. Same collection,
+  // same documents (Halt's layout), one call shape per row.
+  const shapes = []
+  {
+    const n = 1000
+    const c = client.db('scanshape').collection('docs')
+    await c.drop().catch(() => {})
+    const now = Date.now()
+    const keys = Array.from({ length: n }, (_, i) => `halt:b:tb:{ip:10.0.${i >> 8}.${i & 255}}`)
+    const doc = () => ({ s: [0, now + 0.5, 999], v: 7, e: now + 60_000, x: new Date(now + 60_000) })
+    await c.insertMany(keys.map((k) => ({ _id: k, ...doc() })))
+    const calls = [
+      ['findOne({ _id })', (k) => c.findOne({ _id: k })],
+      ['findOne({ _id, v })', (k) => c.findOne({ _id: k, v: 7 })],
+      ['updateOne({ _id }, $set)', (k) => c.updateOne({ _id: k }, { $set: doc() })],
+      ["updateOne({ _id, v }, $set): Halt's compare-and-set", (k) => c.updateOne({ _id: k, v: 7 }, { $set: doc() })],
+    ]
+    for (const [name, call] of calls) {
+      const c0 = cpu()
+      for (let i = 0; i < WRITES; i++) await call(keys[(i * 7919) % n])
+      shapes.push([name, `${Math.round((cpu() - c0) / WRITES)} µs`])
+    }
+  }
   await client.close()
   console.log(
     `# FerretDB v1.24.2 (SQLite): server CPU per write, by collection size\n\nnode ${process.version}; ${WRITES} checks of existing keys per cell (each key checked once before)\n`,
   )
   console.log(table(['collection', 'rate-limiter-flexible RateLimiterMongo', 'halt MongoDBStore'], rows))
+  console.log(`\n## Server CPU per call by filter, 1,000 documents (${WRITES} calls each)\n`)
+  console.log(table(['call', 'server CPU per call'], shapes))
 } finally {
   await stop()
 }
