@@ -1,6 +1,7 @@
 """PostgresStore and AsyncPostgresStore (extra ``postgres``): one row per key, updated by the compare-and-set loop of
-halt/stores/cas.py in single statements, on psycopg 3's connection pools. The table, its columns and the statements
-are the TypeScript store's (packages/typescript/src/stores/postgres), so Node and Python services share one table."""
+halt/stores/cas.py in single statements (the asyncio store, under load: one statement for the writes of many keys), on
+psycopg 3's connection pools. The table, its columns and the statements are the TypeScript store's
+(packages/typescript/src/stores/postgres), so Node and Python services share one table."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import struct
 import threading
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, List, Optional, Union
 
 from halt.core.errors import HaltConfigError
 from halt.stores.cas import (
@@ -35,6 +36,8 @@ from halt.stores.redis.keys import escape_key_part
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 CLEANUP_BATCH = 10_000
+DEFAULT_BATCH = 32
+MAX_BATCH = 1000
 
 
 class _Deadlines:
@@ -132,19 +135,21 @@ def create_table_sql(table: str = "halt_state") -> str:
     )
 
 
+def _unless(cond: str, value: str, column: str) -> str:
+    return f"CASE WHEN {cond} THEN {value} ELSE {column} END"
+
+
+def _minute(ms: str) -> str:
+    return f"floor({ms} / 60000)::bigint"
+
+
 def statements(table: str) -> dict[str, str]:
     """The statements of sql.ts with psycopg's named parameters: ``k`` key, ``s`` state, ``e`` expires_at, ``n`` the
     check's now, ``p`` the version read, ``v`` the new version. Each is one round trip."""
     t = quote_table(table)
-
     # A conditional write that also hands back the current row when it loses, in one statement: on a conflict the
     # row is set to itself (CASE), and RETURNING shows it (evaluated on the newest row version, under its row lock).
-    def unless(cond: str, value: str, column: str) -> str:
-        return f"CASE WHEN {cond} THEN {value} ELSE {column} END"
-
-    def minute(ms: str) -> str:
-        return f"floor({ms} / 60000)::bigint"
-
+    unless, minute = _unless, _minute
     won = "t.version = %(p)s::bigint"
     expired = "t.expires_at <= %(n)s::float8"
     mine = "%(v)s::bigint"
@@ -178,6 +183,51 @@ def statements(table: str) -> dict[str, str]:
         "count": f"SELECT count(*)::int AS n FROM {t} WHERE key LIKE %(k)s",
         "state_type": f"SELECT atttypid::regtype::text FROM pg_attribute WHERE attrelid = '{t}'::regclass "
         "AND attname = 'state'",
+    }
+
+
+#: The parameter names of row ``r`` of a batch: key, state, expires_at, the version read, the new version.
+_ROW_NAMES = [(f"k{r}", f"s{r}", f"e{r}", f"p{r}", f"v{r}") for r in range(MAX_BATCH)]
+
+
+def batch_statements(table: str, n: int) -> dict[str, str]:
+    """The conditional writes of ``n`` keys (distinct, sorted) in one statement: the TypeScript ``batchStatements()``
+    with psycopg's named parameters, per row ``r``: ``k<r>`` key, ``s<r>`` state, ``e<r>`` expires_at, ``p<r>`` the
+    version read (``update``), ``v<r>`` the new version; and ``n``, the earliest now of the batch (``insert``: an
+    expired row is overwritten only if expired for every check). Rows are locked in the order of the VALUES list (a
+    nested loop over it), so two batches lock their common keys in the same order.
+
+    - ``update``: ``update`` for each key. Returns ``key``, ``version``, and ``state``, ``expires_at`` of the rows
+      whose write lost (null for a won one); a key with no row returns nothing.
+    - ``insert``: ``insert`` for each key. Returns ``key``, ``version``, ``state``, ``expires_at`` of every row (a won
+      write shows its own version)."""
+    t = quote_table(table)
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_BATCH:
+        raise ValueError(f"batch_statements: n must be from 1 to {MAX_BATCH}, got {n!r}")
+    won = "t.version = v.old"
+    expired = "t.expires_at <= %(n)s::float8"
+    updates = ", ".join(
+        f"(%({k})s::text, %({s})s::bytea, %({e})s::float8, %({p})s::bigint, %({v})s::bigint)"
+        for k, s, e, p, v in _ROW_NAMES[:n]
+    )
+    inserts = ", ".join(
+        f"(%({k})s::text, %({s})s::bytea, %({v})s::bigint, %({e})s::float8, floor(%({e})s::float8 / 60000)::bigint)"
+        for k, s, e, _, v in _ROW_NAMES[:n]
+    )
+    return {
+        "update": f"UPDATE {t} AS t SET state = {_unless(won, 'v.state', 't.state')}, "
+        f"version = {_unless(won, 'v.new', 't.version')}, expires_at = {_unless(won, 'v.expires_at', 't.expires_at')}, "
+        f"expires_min = {_unless(won, 'floor(v.expires_at / 60000)::bigint', 't.expires_min')} "
+        f"FROM (VALUES {updates}) AS v (key, state, expires_at, old, new) "
+        "WHERE t.key = v.key "
+        "RETURNING t.key, t.version, CASE WHEN t.version = v.new THEN NULL ELSE t.state END AS state, "
+        "CASE WHEN t.version = v.new THEN NULL ELSE t.expires_at END AS expires_at",
+        "insert": f"INSERT INTO {t} AS t (key, state, version, expires_at, expires_min) VALUES {inserts} "
+        f"ON CONFLICT (key) DO UPDATE SET state = {_unless(expired, 'excluded.state', 't.state')}, "
+        f"version = {_unless(expired, 'excluded.version', 't.version')}, "
+        f"expires_at = {_unless(expired, 'excluded.expires_at', 't.expires_at')}, "
+        f"expires_min = {_unless(expired, 'excluded.expires_min', 't.expires_min')} "
+        "RETURNING t.key, t.version, t.state, t.expires_at",
     }
 
 
@@ -225,6 +275,37 @@ def _write_params(key: str, next: Next, prev: Optional[Versioned[int]], version:
         return "insert", params
     params["p"] = prev.version
     return "update", params
+
+
+class _Pending:
+    """A conditional write of the asyncio store waiting for the next batch (or sent in one): the single statement's
+    name and parameters, and the future its check awaits (resolved only if not done: the check may be cancelled)."""
+
+    __slots__ = ("future", "insert", "params")
+
+    def __init__(self, insert: bool, params: dict[str, Any], future: asyncio.Future[Written[int]]) -> None:
+        self.insert = insert
+        self.params = params
+        self.future = future
+
+
+def _pending_key(w: _Pending) -> str:
+    return str(w.params["k"])
+
+
+def _check_batch(name: str, batch: object) -> int:
+    """Keys per batch statement: ``True`` 32, ``False`` 1 (one statement per check), or a whole number 1..1000."""
+    if batch is True:
+        return DEFAULT_BATCH
+    if batch is False:
+        return 1
+    if isinstance(batch, int) and not isinstance(batch, bool) and 1 <= batch <= MAX_BATCH:
+        return batch
+    raise HaltConfigError(
+        "HALT_INVALID_POSTGRES_BATCH",
+        f"{name}: batch must be True, False or a whole number of keys from 1 to {MAX_BATCH}, got {batch!r}. "
+        f"Fix: omit it ({DEFAULT_BATCH}).",
+    )
 
 
 class _Postgres:
@@ -464,6 +545,13 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
     every method a coroutine (the limiter's ``timeout`` bounds each check), and checks of one key coalesce. The pool
     it makes opens on first use; the periodic cleanup is a task of the event loop that first used the store.
 
+    Under load the writes of many keys go in one statement (``batch``, as the TypeScript store): while every
+    connection of the pool (its ``max_size``) is busy with this store's writes, or callers wait for the pool, the
+    conditional writes of other keys wait, and when one of those statements ends they go together, up to ``batch``
+    distinct keys (sorted) per ``UPDATE ... FROM (VALUES ...)`` or ``INSERT ... VALUES ..., ...``, each row the same
+    conditional write as the single statements. A lone check goes at once, as a single statement. ``batch`` is True
+    (32 keys), False (one statement per check) or a whole number from 1 to 1000.
+
     Example::
 
         store = AsyncPostgresStore(connection_string="postgresql://localhost/app")
@@ -489,6 +577,7 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
         timeout: float = 5000,
         max_connections: int = 10,
         min_connections: int = 1,
+        batch: Union[bool, int] = True,
     ) -> None:
         AsyncCasStore.__init__(self, "AsyncPostgresStore", max_attempts, expiry_grace_ms)
         self._configure(
@@ -502,6 +591,7 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
             "AsyncConnectionPool",
         )
         _check_timeout("AsyncPostgresStore", timeout, max_connections, min_connections)
+        self.max_batch = _check_batch("AsyncPostgresStore", batch)
         if pool is None:
             from psycopg_pool import AsyncConnectionPool
 
@@ -519,6 +609,11 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
         self._ready_done = False
         self._setup: Optional[asyncio.Future[None]] = None
         self._cleanup_task: Optional[asyncio.Task[None]] = None
+        #: Write statements of this store running (or waiting for a connection), and the writes waiting for a batch.
+        self._inflight = 0
+        self._queued: List[_Pending] = []
+        self._batches: dict[int, dict[str, str]] = {}
+        self._batch_tasks: set[asyncio.Task[None]] = set()
 
     async def _query(self, name: str, params: dict[str, Any]) -> Any:
         if not self._ready_done:
@@ -526,6 +621,14 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
         async with self.pool.connection() as conn:
             cur = await conn.execute(self._sql[name], params, prepare=True)
             return await cur.fetchone() if cur.description is not None else cur.rowcount
+
+    async def _rows(self, sql: str, params: dict[str, Any]) -> List[Any]:
+        if not self._ready_done:
+            await self._ready()
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(sql, params, prepare=True)
+            rows: List[Any] = await cur.fetchall()
+            return rows
 
     async def _ready(self) -> None:
         """Open the pool the store made, create the table (once; again after a failure), start the cleanup task.
@@ -557,9 +660,122 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
         return None if row is None else _record(row)
 
     async def _write(self, key: str, ns: str, next: Next, prev: Optional[Versioned[int]]) -> Written[int]:
+        if not self._ready_done:
+            await self._ready()
         version = new_version()
         name, params = _write_params(key, next, prev, version)
-        return _written(await self._query(name, params), version)
+        # Wait for a batch only while a write of this store is running (its end sends the batch), and either every
+        # connection is busy with this store's writes, or the pool has callers waiting for one.
+        if self.max_batch > 1 and self._inflight > 0 and (self._inflight >= self._lanes() or self._pool_waiting()):
+            w = _Pending(name == "insert", params, asyncio.get_running_loop().create_future())
+            self._queued.append(w)
+            return await w.future  # cancelled by the check's timeout: the batch skips it, or ignores its row
+        # A lone check: at once, in the caller's task, as before.
+        self._inflight += 1
+        try:
+            return _written(await self._query(name, params), version)
+        finally:
+            self._inflight -= 1
+            self._flush()
+
+    def _lanes(self) -> int:
+        """Statements this store can have running at once: the pool's ``max_size`` (10 if it tells none)."""
+        lanes = getattr(self.pool, "max_size", None)
+        return lanes if isinstance(lanes, int) and lanes >= 1 else 10
+
+    def _pool_waiting(self) -> bool:
+        """Whether callers wait for a connection of the pool (psycopg_pool's ``requests_waiting``: a dict built by
+        ``get_stats()``, about a microsecond; asked only while fewer writes than connections run)."""
+        stats = getattr(self.pool, "get_stats", None)
+        return stats is not None and int(stats().get("requests_waiting", 0)) > 0
+
+    def _flush(self) -> None:
+        """Send what waits, while connections are free: up to ``max_batch`` distinct keys per statement (a repeated
+        key waits for the next), the updates in one statement and the inserts in another. Writes whose check gave up
+        (cancelled) are dropped."""
+        while self._queued and self._inflight < self._lanes():
+            inserts: List[_Pending] = []
+            updates: List[_Pending] = []
+            rest: List[_Pending] = []
+            keys: set[str] = set()
+            for w in self._queued:
+                if w.future.done():
+                    continue
+                key = _pending_key(w)
+                if len(keys) >= self.max_batch or key in keys:
+                    rest.append(w)
+                else:
+                    keys.add(key)
+                    (inserts if w.insert else updates).append(w)
+            self._queued = rest
+            if updates:
+                self._send(updates, False)
+            if inserts:
+                self._send(inserts, True)
+
+    def _send(self, writes: List[_Pending], insert: bool) -> None:
+        """One statement for ``writes`` (distinct keys, all inserts or all updates), in a task of its own: no check's
+        cancellation reaches it."""
+        self._inflight += 1
+        task = asyncio.ensure_future(self._statement(writes, insert))
+        self._batch_tasks.add(task)
+        task.add_done_callback(self._batch_tasks.discard)
+
+    async def _statement(self, writes: List[_Pending], insert: bool) -> None:
+        try:
+            if len(writes) == 1:
+                w = writes[0]
+                results = {_pending_key(w): await self._query("insert" if insert else "update", w.params)}
+            else:
+                # Rows are locked in this order: every batch of this store's processes takes its common keys in the
+                # same order.
+                writes.sort(key=_pending_key)
+                sql, params = self._batch(writes, insert)
+                results = {row[0]: row[1:] for row in await self._rows(sql, params)}
+        except Exception as error:
+            # Batches lock their keys in one order; a deadlock with some other writer of several rows is still
+            # possible: then each write goes again on its own.
+            if len(writes) > 1 and getattr(error, "sqlstate", None) == "40P01":
+                for w in writes:
+                    if not w.future.done():
+                        self._send([w], insert)
+            else:
+                for w in writes:
+                    if not w.future.done():
+                        w.future.set_exception(error)
+        except BaseException:  # cancelled (the loop is closing): answer everyone
+            for w in writes:
+                w.future.cancel()
+            raise
+        else:
+            # A key missing from the result has no row (deleted, or a concurrent insert not visible yet): read again.
+            for w in writes:
+                if not w.future.done():
+                    w.future.set_result(_written(results.get(_pending_key(w)), int(w.params["v"])))
+        finally:
+            self._inflight -= 1
+            self._flush()
+
+    def _batch(self, writes: List[_Pending], insert: bool) -> tuple[str, dict[str, Any]]:
+        """The batch statement for ``writes`` (sorted), and its parameters."""
+        n = len(writes)
+        sql = self._batches.get(n)
+        if sql is None:
+            sql = self._batches[n] = batch_statements(self.table, n)
+        params: dict[str, Any] = {}
+        if insert:
+            now = float("inf")
+            for (k, s, e, _, v), w in zip(_ROW_NAMES, writes):
+                p = w.params
+                params[k], params[s], params[e], params[v] = p["k"], p["s"], p["e"], p["v"]
+                if p["n"] < now:
+                    now = p["n"]
+            params["n"] = now
+            return sql["insert"], params
+        for (k, s, e, o, v), w in zip(_ROW_NAMES, writes):
+            p = w.params
+            params[k], params[s], params[e], params[o], params[v] = p["k"], p["s"], p["e"], p["p"], p["v"]
+        return sql["update"], params
 
     async def _exclusive(self, key: str, ns: str, apply: Apply) -> None:
         import psycopg

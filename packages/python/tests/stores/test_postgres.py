@@ -3,7 +3,9 @@ the table of createTableSql(), round trips per check, the row lock under content
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import threading
 import time
 import uuid
@@ -14,7 +16,15 @@ import pytest
 
 from halt import HaltConfigError, Policy, RateLimiter
 from halt.core.policy import compile_policy
-from halt.stores.postgres import AsyncPostgresStore, PostgresStore, create_table_sql, lock_id, unpack_state
+from halt.stores.postgres import (
+    AsyncPostgresStore,
+    PostgresStore,
+    batch_statements,
+    create_table_sql,
+    lock_id,
+    statements,
+    unpack_state,
+)
 from tests.stores.conformance import *  # noqa: F403 (the conformance tests)
 from tests.stores.conformance import Inspected, StoreHarness
 from tests.stores.factories import open_postgres
@@ -264,6 +274,227 @@ def test_create_table_false_leaves_the_schema_alone(admin: Any) -> None:
     limiter = RateLimiter(store=store, policy=Policy(name="n", limit=1, window=1), on_store_error="open")
     assert limiter.check("a").reason == "store_error"  # at request time: the failure policy, no exception
     store.close()
+
+
+class _Recording:
+    """An AsyncPostgresStore on a pool of ``max_size`` connections whose statements are recorded as the store sends
+    them (a connection class that notes each ``execute``): by name, ``insert`` / ``update`` for the single statements,
+    ``insert<n>`` / ``update<n>`` for the batches of n keys."""
+
+    def __init__(self, table: str, max_size: int, options: str = "", **store: Any) -> None:
+        import psycopg
+        from psycopg_pool import AsyncConnectionPool
+
+        single = statements(table)
+        known = {single["insert"]: "insert", single["update"]: "update"}
+        for n in range(2, 33):
+            b = batch_statements(table, n)
+            known[b["insert"]], known[b["update"]] = f"insert{n}", f"update{n}"
+        names: list[str] = []
+        self.names = names
+
+        class Conn(psycopg.AsyncConnection):  # type: ignore[type-arg]
+            async def execute(self, query: Any, params: Any = None, **kw: Any) -> Any:
+                if isinstance(query, str):
+                    names.append(known.get(query, "other"))
+                return await super().execute(query, params, **kw)
+
+        kwargs: dict[str, Any] = {"autocommit": True}
+        if options:
+            kwargs["options"] = options
+        self.pool = AsyncConnectionPool(
+            _need(), min_size=max_size, max_size=max_size, kwargs=kwargs, connection_class=Conn, open=False
+        )
+        self.store = AsyncPostgresStore(pool=self.pool, table=table, cleanup_interval=0, **store)
+
+    async def open(self) -> _Recording:
+        await self.pool.open(wait=True)
+        return self
+
+    def batches(self, kind: str = "(insert|update)") -> list[str]:
+        """The batch statements sent (of ``kind``: insert, update, or both)."""
+        return [n for n in self.names if re.fullmatch(f"{kind}[0-9]+", n)]
+
+    async def close(self) -> None:
+        await self.store.aclose()
+        await self.pool.close()
+
+
+@pytest.fixture
+def batch_table(admin: Any) -> Iterator[str]:
+    table = table_for("batch")
+    yield table
+    admin.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+async def test_while_every_connection_is_busy_the_checks_of_other_keys_go_together(
+    batch_table: str, admin: Any
+) -> None:
+    r = await _Recording(batch_table, 2).open()
+    single = await _Recording(batch_table, 2, batch=False).open()
+    try:
+        rule = compile_policy(Policy(name=f"batch-{uuid.uuid4().hex[:6]}", limit=2, window=3600))
+        alone = compile_policy(Policy(name=f"alone-{uuid.uuid4().hex[:6]}", limit=2, window=3600))
+        await r.store.peek(rule.ns, "warm", rule, T0)  # table checked
+        await single.store.peek(alone.ns, "warm", alone, T0)
+        r.names.clear()
+        # 3 checks of each of 60 keys, all at once: new keys (inserts), then rows this store wrote (updates).
+        outs = await asyncio.gather(*(r.store.consume(rule.ns, f"k{i % 60}", rule, T0, 1) for i in range(180)))
+        for k in range(60):
+            assert [o.allowed for o in outs[k::60]] == [True, True, False], k
+        batches = r.batches()
+        writes = [n for n in r.names if n.startswith(("insert", "update"))]
+        print(f"180 checks of 60 keys on 2 connections: {len(writes)} statements, batches {batches}")
+        assert batches
+        assert len(r.names) < 60  # 120 writes (the 2nd and 3rd check of a key go as one group)
+        assert r.store.counters.writes == 120
+        assert r.store.counters.conflicts == 0
+        # The rows are what single statements write: the same checks on a store with batch=False.
+        outs = await asyncio.gather(*(single.store.consume(alone.ns, f"k{i % 60}", alone, T0, 1) for i in range(180)))
+        for k in range(60):
+            assert [o.allowed for o in outs[k::60]] == [True, True, False], k
+        assert not single.batches()
+
+        def rows(ns: str) -> list[Any]:
+            return admin.execute(
+                f"SELECT substr(key, length(%s) + 1), state, expires_at, expires_min FROM {batch_table} "
+                "WHERE key LIKE %s ORDER BY key",
+                (f"halt:{ns}:", f"halt:{ns}:{{k%"),
+            ).fetchall()
+
+        batched, singles = rows(rule.ns), rows(alone.ns)
+        assert len(batched) == 60 and batched == singles
+        assert all(unpack_state(row[1]) == [0, 0, T0] for row in batched)
+        # One at a time, nothing waits: single statements.
+        r.names.clear()
+        for i in range(5):
+            await r.store.consume(rule.ns, f"lone{i}", rule, T0, 1)
+        assert r.names == ["insert"] * 5
+    finally:
+        await r.close()
+        await single.close()
+
+
+async def test_a_batch_that_loses_some_rows_gets_them_back_and_an_insert_batch_overwrites_expired_rows(
+    batch_table: str,
+) -> None:
+    a = await _Recording(batch_table, 1).open()
+    b = await _Recording(batch_table, 1).open()
+    try:
+        rule = compile_policy(Policy(name=f"race-{uuid.uuid4().hex[:6]}", limit=5, window=10))
+        await asyncio.gather(*(a.store.consume(rule.ns, f"k{i}", rule, T0, 1) for i in range(20)))  # 20 rows, by a
+        await asyncio.gather(*(b.store.consume(rule.ns, f"k{i}", rule, T0, 1) for i in range(10)))  # b moves half
+        assert b.batches("insert")  # b's inserts of live rows lost (and went again as updates)
+        a.names.clear()
+        # a's guesses of k0..k9 are stale now: those writes lose inside the batch, come back with b's rows, go again.
+        outs = await asyncio.gather(*(a.store.consume(rule.ns, f"k{i}", rule, T0, 1) for i in range(20)))
+        assert [o.remaining for o in outs] == [2 if i < 10 else 3 for i in range(20)]
+        assert a.store.counters.conflicts == 10
+        assert a.batches("update")
+        # Long after: every row expired; b (which holds no guess for k10..k19) inserts over them in batches.
+        b.names.clear()
+        later = await asyncio.gather(*(b.store.consume(rule.ns, f"k{i}", rule, T0 + 3_600_000, 1) for i in range(20)))
+        assert [o.remaining for o in later] == [4] * 20
+        assert b.batches("insert")
+    finally:
+        await a.close()
+        await b.close()
+
+
+async def test_a_batch_that_deadlocks_with_another_transaction_goes_again_key_by_key(
+    batch_table: str, admin: Any
+) -> None:
+    import psycopg
+
+    # The store's session detects deadlocks first (100 ms against the default 1 s), so the batch is the one aborted.
+    r = await _Recording(batch_table, 1, options="-c deadlock_timeout=100ms").open()
+    other = await psycopg.AsyncConnection.connect(_need(), autocommit=True)
+    try:
+        rule = compile_policy(Policy(name=f"dl-{uuid.uuid4().hex[:6]}", limit=100, window=3600))
+        for id in ("a", "b", "c"):
+            await r.store.consume(rule.ns, id, rule, T0, 1)
+
+        def deadlocks() -> int:
+            row = admin.execute("SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()").fetchone()
+            return int(row[0])
+
+        before = deadlocks()
+        update = f"UPDATE {batch_table} SET version = version + 1 WHERE key = %s"
+        await other.execute("BEGIN")
+        await other.execute(update, (r.store.key(rule.ns, "b"),))  # holds b
+        r.names.clear()
+        # c goes alone; a and b wait for it, then go as one batch that locks a, and waits for b.
+        checks = [asyncio.ensure_future(r.store.consume(rule.ns, id, rule, T0, 1)) for id in ("c", "a", "b")]
+        deadline = time.monotonic() + 5
+        while "update2" not in r.names:
+            assert time.monotonic() < deadline, r.names
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.05)
+        # Now this transaction waits for a, which the batch holds: a deadlock, which aborts the batch.
+        await other.execute(update, (r.store.key(rule.ns, "a"),))
+        await other.execute("COMMIT")
+        outs = await asyncio.gather(*checks)
+        assert [o.allowed for o in outs] == [True, True, True]
+        assert [o.remaining for o in outs] == [98, 98, 98]
+        assert r.names.count("update2") == 1
+        assert r.names.count("update") >= 3, r.names  # c, then a and b again alone
+        await r.close()  # a backend publishes its statistics when it exits (or some seconds after going idle)
+        deadline = time.monotonic() + 10
+        while deadlocks() != before + 1 and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert deadlocks() == before + 1
+    finally:
+        await other.execute("ROLLBACK")
+        await other.close()
+        await r.close()
+
+
+async def test_a_check_cancelled_while_its_write_waits_or_runs_in_a_batch_breaks_nothing(batch_table: str) -> None:
+    r = await _Recording(batch_table, 1).open()
+    try:
+        rule = compile_policy(Policy(name=f"cx-{uuid.uuid4().hex[:6]}", limit=5, window=3600))
+        await r.store.peek(rule.ns, "warm", rule, T0)
+        r.names.clear()
+        tasks = [asyncio.ensure_future(r.store.consume(rule.ns, f"k{i}", rule, T0, 1)) for i in range(20)]
+        await asyncio.sleep(0)  # every check has queued its write behind k0's
+        for i in (3, 7, 11):
+            tasks[i].cancel()
+        outs = await asyncio.gather(*tasks, return_exceptions=True)
+        for i, o in enumerate(outs):
+            if i in (3, 7, 11):
+                assert isinstance(o, asyncio.CancelledError)
+            else:
+                assert not isinstance(o, BaseException) and o.remaining == 4, (i, o)
+        assert r.batches("insert")
+        assert (await r.store.consume(rule.ns, "k3", rule, T0, 1)).remaining == 4  # its write never went
+        # Cancelled while the batch statement runs: the others get their answers, the write is done all the same.
+        r.names.clear()
+        tasks = [asyncio.ensure_future(r.store.consume(rule.ns, f"j{i}", rule, T0, 1)) for i in range(10)]
+        deadline = time.monotonic() + 5
+        while "insert9" not in r.names:  # j0 alone, then j1..j9 in one statement
+            assert time.monotonic() < deadline, r.names
+            await asyncio.sleep(0)
+        tasks[5].cancel()
+        outs = await asyncio.gather(*tasks, return_exceptions=True)
+        assert isinstance(outs[5], asyncio.CancelledError)
+        assert [o.remaining for i, o in enumerate(outs) if i != 5] == [4] * 9  # type: ignore[union-attr]
+        assert (await r.store.consume(rule.ns, "j5", rule, T0, 1)).remaining == 3
+        assert r.store._inflight == 0 and not r.store._queued
+    finally:
+        await r.close()
+
+
+def test_batch_statements_are_the_typescript_ones_and_batch_is_validated() -> None:
+    b = batch_statements("app.halt_x", 3)
+    assert b["update"].count("%(k2)s") == 1 and "%(k3)s" not in b["update"]
+    assert 'UPDATE "app"."halt_x" AS t' in b["update"] and "WHERE t.key = v.key" in b["update"]
+    assert b["insert"].count("%(n)s") == 4
+    for bad in (0, -1, 1001, 2.5, "yes", None):
+        with pytest.raises(HaltConfigError) as e:
+            AsyncPostgresStore("postgresql://unused", batch=bad)  # type: ignore[arg-type]
+        assert e.value.code == "HALT_INVALID_POSTGRES_BATCH", bad
+    for good, n in ((True, 32), (False, 1), (1, 1), (16, 16), (1000, 1000)):
+        assert AsyncPostgresStore("postgresql://unused", batch=good).max_batch == n
 
 
 def test_options_are_validated() -> None:
