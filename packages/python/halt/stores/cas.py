@@ -244,6 +244,11 @@ class _CasCore(Generic[V]):
     speculation: str = "never"
     #: Conflicts after which a check goes on under ``_exclusive()`` (stores that have it set this; inf: never).
     exclusive_after: float = math.inf
+    #: Whether a write with ``prev`` None also replaces a record that has expired (the condition "no record, or one
+    #: whose ``e <= now``": PostgreSQL, MongoDB, DynamoDB). Then a guess that has expired by the check's time goes as
+    #: such an insert: expiry may have deleted the record since (a TTL, ``cleanup_expired()``), and the insert
+    #: succeeds either way, where a write conditional on its version would find nothing (Memcached does not guess).
+    insert_replaces_expired: bool = True
 
     def __init__(self, store_name: str, max_attempts: int = 100, expiry_grace_ms: int = 0) -> None:
         if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1:
@@ -315,6 +320,15 @@ class _CasCore(Generic[V]):
         guessing = self.speculation == "always" or (self.speculation == "adaptive" and self._hit_rate > 0.5)
         # ``known``: the record as last seen (read, or handed over by a failed write); UNKNOWN: read it.
         known: Union[Versioned[V], Literal[_Unknown.UNKNOWN], None] = guess if guessing else UNKNOWN
+        # A guess that has expired by the group's earliest ``now`` (what an insert compares the expiry with): the
+        # record may be gone since, so it is written as a new one, on the insert's condition ("none, or expired"),
+        # which holds whether it is still there or not; the state is still computed from it (exactly the spec's).
+        as_new = (
+            guessing
+            and guess is not None
+            and self.insert_replaces_expired
+            and guess.expires_at <= min(c.now for c in group)
+        )
         fresh = False
         for attempt in range(self.max_attempts):
             if attempt >= self.exclusive_after:
@@ -334,7 +348,7 @@ class _CasCore(Generic[V]):
                 self.counters.checks += len(group)
                 return outcomes
             self.counters.writes += 1
-            written: Written[V] = yield (_WRITE, key, ns, nxt, known)
+            written: Written[V] = yield (_WRITE, key, ns, nxt, None if as_new else known)
             if written.ok:
                 self.counters.checks += len(group)
                 if guessing and attempt == 0:
@@ -346,6 +360,7 @@ class _CasCore(Generic[V]):
             if guessing and attempt == 0:
                 self._score(False)
             guessing = False
+            as_new = False
             self._guesses.pop(key, None)
             known = written.current
             fresh = True

@@ -323,9 +323,28 @@ def test_remembers_the_last_record_of_up_to_10000_keys_refreshing_one_evicts_no_
     assert t.counters.conflicts == 1  # k1's guess was gone: the first write lost, the record came back with it
 
 
+def test_a_guess_that_has_expired_goes_as_an_insert_one_write_whether_expiry_deleted_the_record_or_not() -> None:
+    for speculation in ("always", "adaptive"):
+        t = Table(speculation=speculation)
+        r = compile_policy(Policy(name="idle", limit=5, window=10))  # a token bucket: fresh again 2 s after a check
+        t.consume(r.ns, "gone", r, T0, 1)
+        t.consume(r.ns, "kept", r, T0, 1)
+        del t.rows[t.key(r.ns, "gone")]  # deleted by expiry (a TTL, cleanup_expired())
+        before = (t.reads, t.counters.writes)
+        for id in ("gone", "kept"):
+            assert t.consume(r.ns, id, r, T0 + 5_000, 1).remaining == 4
+        assert (t.reads - before[0], t.counters.writes - before[1], t.counters.conflicts) == (0, 2, 0)
+        # Not expired yet, and deleted (a reset by another process): the write on its version finds nothing, and the
+        # check goes again from none.
+        del t.rows[t.key(r.ns, "gone")]
+        assert t.consume(r.ns, "gone", r, T0 + 5_001, 1).remaining == 4
+        assert t.counters.conflicts == 1
+
+
 def test_adaptive_guesses_while_they_hit_and_reads_first_once_another_writer_keeps_winning() -> None:
     t = Table(speculation="adaptive")
-    big = compile_policy(Policy(name="big", limit=1_000_000, window=60))
+    # Never rejects, so every check writes; a fixed window, so the state stays live (and a guess is not an insert).
+    big = compile_policy(Policy(name="big", limit=1_000_000, window=60, algorithm="fixed_window"))
     for i in range(20):
         t.consume(big.ns, f"k{i % 4}", big, T0 + i, 1)
     assert t.reads == 0 and t.counters.writes == 20  # one process owns the keys: every guess hits

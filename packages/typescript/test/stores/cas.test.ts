@@ -125,9 +125,28 @@ describe('the compare-and-set loop', () => {
     expect(t.counters.conflicts).toBe(1) // k1's guess was gone: the first write lost, the record came back with it
   })
 
+  it('a guess that has expired goes as an insert: one write whether expiry deleted the record or not', async () => {
+    for (const speculation of ['always', 'adaptive'] as const) {
+      const t = new Table({ speculation })
+      const r = compilePolicy({ name: 'idle', limit: 5, window: 10 }) // a token bucket: fresh again 2 s after a check
+      await t.consume(r.ns, 'gone', r, T0, 1)
+      await t.consume(r.ns, 'kept', r, T0, 1)
+      t.rows.delete(t.key(r.ns, 'gone')) // deleted by expiry (a TTL, cleanupExpired())
+      const before = { reads: t.reads, writes: t.counters.writes }
+      for (const id of ['gone', 'kept']) expect((await t.consume(r.ns, id, r, T0 + 5_000, 1)).remaining).toBe(4)
+      expect([t.reads - before.reads, t.counters.writes - before.writes, t.counters.conflicts]).toEqual([0, 2, 0])
+      // Not expired yet, and deleted (a reset by another process): the write on its version finds nothing, and the
+      // check goes again from none.
+      t.rows.delete(t.key(r.ns, 'gone'))
+      expect((await t.consume(r.ns, 'gone', r, T0 + 5_001, 1)).remaining).toBe(4)
+      expect(t.counters.conflicts).toBe(1)
+    }
+  })
+
   it('adaptive: guesses while they hit (one write per check), reads first once another writer keeps winning', async () => {
     const t = new Table({ speculation: 'adaptive' })
-    const big = compilePolicy({ name: 'big', limit: 1e6, window: 60 }) // never rejects: every check writes
+    // Never rejects, so every check writes; a fixed window, so the state stays live (and a guess is not an insert).
+    const big = compilePolicy({ name: 'big', limit: 1e6, window: 60, algorithm: 'fixed_window' })
     for (let i = 0; i < 20; i++) await t.consume(big.ns, `k${i % 4}`, big, T0 + i, 1)
     expect(t.reads).toBe(0) // one process owns the keys: every guess hits
     expect(t.counters.writes).toBe(20)

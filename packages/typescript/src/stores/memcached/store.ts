@@ -89,6 +89,9 @@ interface Read {
  */
 export class MemcachedStore extends CasStore<MemcachedVersion> {
   protected override readonly speculation = 'always'
+  // `add` fails on any item, expired state or not: an idle key's guess goes as `add` only once Memcached has most
+  // likely dropped the item (`dropBy`, below).
+  protected override readonly insertReplacesExpired = false
   readonly prefix: string
   private readonly client: MemcachedClientLike
   /** The generations seen by the last read of each namespace: a write tags its value with them. */
