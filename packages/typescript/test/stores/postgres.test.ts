@@ -261,6 +261,30 @@ describe.skipIf(URL === undefined)('PostgresStore', () => {
     }
   })
 
+  it('on a single pg.Client (no pool): the table made in one implicit transaction, and checks batched while one runs', async () => {
+    const own = tableFor('client')
+    const client = new pg.Client({ connectionString: URL })
+    await client.connect()
+    const names: string[] = []
+    const query = client.query.bind(client) as (q: unknown) => Promise<unknown>
+    ;(client as unknown as { query: (q: unknown) => Promise<unknown> }).query = (q) => {
+      names.push(String((q as { name?: unknown }).name))
+      return query(q)
+    }
+    const store = new PostgresStore({ pool: client, table: own, cleanupInterval: 0 })
+    try {
+      const rule = compilePolicy({ name: 'client', limit: 1, window: 3600 })
+      const outs = await Promise.all(Array.from({ length: 60 }, (_, i) => store.consume(rule.ns, `k${i % 30}`, rule, T0, 1)))
+      expect(outs.map((o) => o.allowed)).toEqual(Array.from({ length: 60 }, (_, i) => i < 30))
+      expect(names.some((n) => /^halt_insert\d+_/.test(n))).toBe(true)
+      expect((await admin.query(`SELECT count(*)::int AS n FROM ${own}`)).rows[0].n).toBe(30)
+    } finally {
+      store.close()
+      await client.end()
+      await admin.query(`DROP TABLE IF EXISTS ${own}`)
+    }
+  })
+
   it('a batch that loses some rows to another writer gets them back and retries those; an insert batch overwrites expired rows', async () => {
     const a = await recording(1)
     const b = await recording(1)
