@@ -310,6 +310,26 @@ describe.skipIf(URL === undefined)('PostgresStore', () => {
     }
   })
 
+  it('a pool whose query throws instead of rejecting fails that check only; the store goes on', async () => {
+    const { pool, store } = await recording(2)
+    try {
+      const rule = compilePolicy({ name: `throw-${randomUUID().slice(0, 6)}`, limit: 5, window: 3600 })
+      await store.peek(rule.ns, 'warm', rule, T0)
+      const query = pool.query
+      ;(pool as unknown as { query: () => never }).query = () => {
+        throw new Error('broken client')
+      }
+      // As many failures as the pool has connections: a count of running statements left behind would stall the rest.
+      for (const id of ['a', 'b']) await expect(store.consume(rule.ns, id, rule, T0, 1)).rejects.toThrow('broken client')
+      pool.query = query
+      const outs = await Promise.all(Array.from({ length: 10 }, (_, i) => store.consume(rule.ns, `k${i}`, rule, T0, 1)))
+      expect(outs.map((o) => o.remaining)).toEqual(new Array(10).fill(4))
+    } finally {
+      store.close()
+      await pool.end()
+    }
+  })
+
   it('a batch that deadlocks with another transaction goes again key by key: no check fails', async () => {
     // The store's session detects deadlocks first (100 ms against the default 1 s), so the batch is the one aborted.
     const { pool, names, store } = await recording(1, { options: '-c deadlock_timeout=100ms' })

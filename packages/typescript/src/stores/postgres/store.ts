@@ -254,7 +254,13 @@ export class PostgresStore extends CasStore<string> {
       q = insert ? { name: b.names.insert, text: b.insert, values } : { name: b.names.update, text: b.update, values }
     }
     this.inflight++
-    this.pool.query(q).then(
+    let sent: Promise<PgResult>
+    try {
+      sent = this.pool.query(q)
+    } catch (error) {
+      sent = Promise.reject(error) // a client that throws instead of rejecting: the same failure, and the count kept
+    }
+    sent.then(
       (r) => {
         this.inflight--
         if (n === 1) (list[0] as Pending).resolve(written(r.rows[0], (list[0] as Pending).version))
