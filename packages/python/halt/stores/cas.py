@@ -320,15 +320,11 @@ class _CasCore(Generic[V]):
         guessing = self.speculation == "always" or (self.speculation == "adaptive" and self._hit_rate > 0.5)
         # ``known``: the record as last seen (read, or handed over by a failed write); UNKNOWN: read it.
         known: Union[Versioned[V], Literal[_Unknown.UNKNOWN], None] = guess if guessing else UNKNOWN
-        # A guess that has expired by the group's earliest ``now`` (what an insert compares the expiry with): the
-        # record may be gone since, so it is written as a new one, on the insert's condition ("none, or expired"),
-        # which holds whether it is still there or not; the state is still computed from it (exactly the spec's).
-        as_new = (
-            guessing
-            and guess is not None
-            and self.insert_replaces_expired
-            and guess.expires_at <= min(c.now for c in group)
-        )
+        # A guess that has expired by the group's earliest ``now`` (``nxt.now``, what an insert compares the expiry
+        # with): the record may be gone since, so it is written as a new one, on the insert's condition ("none, or
+        # expired"), which holds whether it is still there or not; the state is still computed from it (exactly the
+        # spec's).
+        as_new = guessing and guess is not None and self.insert_replaces_expired
         fresh = False
         for attempt in range(self.max_attempts):
             if attempt >= self.exclusive_after:
@@ -348,7 +344,8 @@ class _CasCore(Generic[V]):
                 self.counters.checks += len(group)
                 return outcomes
             self.counters.writes += 1
-            written: Written[V] = yield (_WRITE, key, ns, nxt, None if as_new else known)
+            insert = as_new and guess is not None and guess.expires_at <= nxt.now
+            written: Written[V] = yield (_WRITE, key, ns, nxt, None if insert else known)
             if written.ok:
                 self.counters.checks += len(group)
                 if guessing and attempt == 0:

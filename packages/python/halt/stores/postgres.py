@@ -149,7 +149,6 @@ def statements(table: str) -> dict[str, str]:
     t = quote_table(table)
     # A conditional write that also hands back the current row when it loses, in one statement: on a conflict the
     # row is set to itself (CASE), and RETURNING shows it (evaluated on the newest row version, under its row lock).
-    unless, minute = _unless, _minute
     won = "t.version = %(p)s::bigint"
     expired = "t.expires_at <= %(n)s::float8"
     mine = "%(v)s::bigint"
@@ -162,24 +161,24 @@ def statements(table: str) -> dict[str, str]:
     return {
         "read": f"SELECT state, version, expires_at FROM {t} WHERE key = %(k)s",
         "insert": f"INSERT INTO {t} AS t (key, state, version, expires_at, expires_min) "
-        f"VALUES (%(k)s, {s}, {mine}, {e}, {minute(e)}) "
-        f"ON CONFLICT (key) DO UPDATE SET state = {unless(expired, 'excluded.state', 't.state')}, "
-        f"version = {unless(expired, 'excluded.version', 't.version')}, "
-        f"expires_at = {unless(expired, 'excluded.expires_at', 't.expires_at')}, "
-        f"expires_min = {unless(expired, 'excluded.expires_min', 't.expires_min')} {returning}",
-        "update": f"UPDATE {t} AS t SET state = {unless(won, s, 't.state')}, "
-        f"version = {unless(won, mine, 't.version')}, expires_at = {unless(won, e, 't.expires_at')}, "
-        f"expires_min = {unless(won, minute(e), 't.expires_min')} "
+        f"VALUES (%(k)s, {s}, {mine}, {e}, {_minute(e)}) "
+        f"ON CONFLICT (key) DO UPDATE SET state = {_unless(expired, 'excluded.state', 't.state')}, "
+        f"version = {_unless(expired, 'excluded.version', 't.version')}, "
+        f"expires_at = {_unless(expired, 'excluded.expires_at', 't.expires_at')}, "
+        f"expires_min = {_unless(expired, 'excluded.expires_min', 't.expires_min')} {returning}",
+        "update": f"UPDATE {t} AS t SET state = {_unless(won, s, 't.state')}, "
+        f"version = {_unless(won, mine, 't.version')}, expires_at = {_unless(won, e, 't.expires_at')}, "
+        f"expires_min = {_unless(won, _minute(e), 't.expires_min')} "
         f"WHERE t.key = %(k)s {returning}",
         "lock": f"SELECT state, version, expires_at FROM {t} WHERE key = %(k)s FOR UPDATE",
         "locked_insert": f"INSERT INTO {t} (key, state, version, expires_at, expires_min) "
-        f"VALUES (%(k)s, {s}, {mine}, {e}, {minute(e)}) ON CONFLICT (key) DO NOTHING RETURNING version",
+        f"VALUES (%(k)s, {s}, {mine}, {e}, {_minute(e)}) ON CONFLICT (key) DO NOTHING RETURNING version",
         "locked_update": f"UPDATE {t} SET state = {s}, version = {mine}, expires_at = {e}, "
-        f"expires_min = {minute(e)} WHERE key = %(k)s",
+        f"expires_min = {_minute(e)} WHERE key = %(k)s",
         "delete_like": f"DELETE FROM {t} WHERE key LIKE %(k)s",
         "delete": f"DELETE FROM {t} WHERE key = %(k)s",
         "cleanup": f"DELETE FROM {t} WHERE ctid = ANY (ARRAY(SELECT ctid FROM {t} WHERE expires_min <= "
-        f"{minute('%(n)s::float8')} AND expires_at <= %(n)s::float8 LIMIT %(b)s))",
+        f"{_minute('%(n)s::float8')} AND expires_at <= %(n)s::float8 LIMIT %(b)s))",
         "count": f"SELECT count(*)::int AS n FROM {t} WHERE key LIKE %(k)s",
         "state_type": f"SELECT atttypid::regtype::text FROM pg_attribute WHERE attrelid = '{t}'::regclass "
         "AND attname = 'state'",
@@ -609,6 +608,9 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
         self._ready_done = False
         self._setup: Optional[asyncio.Future[None]] = None
         self._cleanup_task: Optional[asyncio.Task[None]] = None
+        lanes = getattr(pool, "max_size", None)
+        #: Statements this store can have running at once: the pool's ``max_size`` (10 if it tells none).
+        self._lanes = lanes if isinstance(lanes, int) and lanes >= 1 else 10
         #: Write statements of this store running (or waiting for a connection), and the writes waiting for a batch.
         self._inflight = 0
         self._queued: List[_Pending] = []
@@ -616,19 +618,17 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
         self._batch_tasks: set[asyncio.Task[None]] = set()
 
     async def _query(self, name: str, params: dict[str, Any]) -> Any:
-        if not self._ready_done:
-            await self._ready()
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(self._sql[name], params, prepare=True)
-            return await cur.fetchone() if cur.description is not None else cur.rowcount
+        return await self._execute(self._sql[name], params)
 
-    async def _rows(self, sql: str, params: dict[str, Any]) -> List[Any]:
+    async def _execute(self, sql: str, params: dict[str, Any], every_row: bool = False) -> Any:
+        """One prepared statement: its first row (or ``every_row``: all of them), or its row count."""
         if not self._ready_done:
             await self._ready()
         async with self.pool.connection() as conn:
             cur = await conn.execute(sql, params, prepare=True)
-            rows: List[Any] = await cur.fetchall()
-            return rows
+            if cur.description is None:
+                return cur.rowcount
+            return await (cur.fetchall() if every_row else cur.fetchone())
 
     async def _ready(self) -> None:
         """Open the pool the store made, create the table (once; again after a failure), start the cleanup task.
@@ -660,13 +660,11 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
         return None if row is None else _record(row)
 
     async def _write(self, key: str, ns: str, next: Next, prev: Optional[Versioned[int]]) -> Written[int]:
-        if not self._ready_done:
-            await self._ready()
         version = new_version()
         name, params = _write_params(key, next, prev, version)
         # Wait for a batch only while a write of this store is running (its end sends the batch), and either every
         # connection is busy with this store's writes, or the pool has callers waiting for one.
-        if self.max_batch > 1 and self._inflight > 0 and (self._inflight >= self._lanes() or self._pool_waiting()):
+        if self.max_batch > 1 and self._inflight > 0 and (self._inflight >= self._lanes or self._pool_waiting()):
             w = _Pending(name == "insert", params, asyncio.get_running_loop().create_future())
             self._queued.append(w)
             return await w.future  # cancelled by the check's timeout: the batch skips it, or ignores its row
@@ -678,11 +676,6 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
             self._inflight -= 1
             self._flush()
 
-    def _lanes(self) -> int:
-        """Statements this store can have running at once: the pool's ``max_size`` (10 if it tells none)."""
-        lanes = getattr(self.pool, "max_size", None)
-        return lanes if isinstance(lanes, int) and lanes >= 1 else 10
-
     def _pool_waiting(self) -> bool:
         """Whether callers wait for a connection of the pool (psycopg_pool's ``requests_waiting``: a dict built by
         ``get_stats()``, about a microsecond; asked only while fewer writes than connections run)."""
@@ -693,7 +686,7 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
         """Send what waits, while connections are free: up to ``max_batch`` distinct keys per statement (a repeated
         key waits for the next), the updates in one statement and the inserts in another. Writes whose check gave up
         (cancelled) are dropped."""
-        while self._queued and self._inflight < self._lanes():
+        while self._queued and self._inflight < self._lanes:
             inserts: List[_Pending] = []
             updates: List[_Pending] = []
             rest: List[_Pending] = []
@@ -731,7 +724,7 @@ class AsyncPostgresStore(_Postgres, AsyncCasStore[int]):
                 # same order.
                 writes.sort(key=_pending_key)
                 sql, params = self._batch(writes, insert)
-                results = {row[0]: row[1:] for row in await self._rows(sql, params)}
+                results = {row[0]: row[1:] for row in await self._execute(sql, params, every_row=True)}
         except Exception as error:
             # Batches lock their keys in one order; a deadlock with some other writer of several rows is still
             # possible: then each write goes again on its own.

@@ -379,11 +379,11 @@ export abstract class CasStore<V> implements Store {
     let guessing = this.speculation === 'always' || (this.speculation === 'adaptive' && this.hitRate > 0.5)
     // `known`: the record as last seen (read, or handed over by a failed write); undefined: not known, read it.
     let known: Versioned<V> | null | undefined = guessing ? guess : undefined
-    // A guess that has expired by the group's earliest `now` (what an insert compares the expiry with): the record may
-    // be gone since (a TTL, `cleanupExpired()`), so it is written as a new one, on the insert's condition ("none, or
-    // expired"), which holds whether it is still there or not; the state is still computed from it (exactly the
-    // spec's), where none would decide the same.
-    let asNew = guessing && guess != null && this.insertReplacesExpired && guess.expiresAt <= earliest(group)
+    // A guess that has expired by the group's earliest `now` (`next.now`, what an insert compares the expiry with):
+    // the record may be gone since (a TTL, `cleanupExpired()`), so it is written as a new one, on the insert's
+    // condition ("none, or expired"), which holds whether it is still there or not; the state is still computed from
+    // it (exactly the spec's), where none would decide the same.
+    let asNew = guessing && guess != null && this.insertReplacesExpired
     let fresh = false
     for (let attempt = 0; attempt < this.maxAttempts; attempt++) {
       if (attempt >= this.exclusiveAfter && this.exclusive !== undefined) return this.locked(key, ns, group)
@@ -401,7 +401,8 @@ export abstract class CasStore<V> implements Store {
         return outcomes
       }
       this.counters.writes++
-      const written = await this.write(key, ns, next, asNew ? null : known)
+      const insert = asNew && (guess as Versioned<V>).expiresAt <= next.now
+      const written = await this.write(key, ns, next, insert ? null : known)
       if (written.ok) {
         this.counters.checks += group.length
         if (guessing && attempt === 0) this.scoreGuess(true)
@@ -592,13 +593,6 @@ export abstract class CasStore<V> implements Store {
     if (this.guesses.size >= GUESSES) this.guesses.delete(this.guesses.keys().next().value as string)
     this.guesses.set(key, { state: next.state, version, expiresAt: next.expiresAt })
   }
-}
-
-/** The earliest `now` of a group of checks. */
-function earliest(group: Check[]): number {
-  let t = Number.POSITIVE_INFINITY
-  for (const c of group) if (c.now < t) t = c.now
-  return t
 }
 
 /** Whether two states are equal, number for number. */

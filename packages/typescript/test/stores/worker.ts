@@ -35,10 +35,10 @@ process.on(
     const rule = rules[0] as Rule
     // With `keys`, check i goes to identity `hot-${i % keys}` (several keys at once); else every check to 'hot'.
     const byKey = new Array<number>(m.keys ?? 1).fill(0)
-    const one = (_: unknown, i: number): Promise<boolean> =>
-      rules.length === 1
-        ? Promise.resolve(store.consume(rule.ns, m.keys === undefined ? 'hot' : `hot-${i % m.keys}`, rule, m.now, 1)).then((o) => {
-            const k = m.keys === undefined ? 0 : i % m.keys
+    const one = (_: unknown, i: number): Promise<boolean> => {
+      const k = m.keys === undefined ? 0 : i % m.keys
+      return rules.length === 1
+        ? Promise.resolve(store.consume(rule.ns, m.keys === undefined ? 'hot' : `hot-${k}`, rule, m.now, 1)).then((o) => {
             if (o.allowed) byKey[k] = (byKey[k] as number) + 1
             return o.allowed
           })
@@ -50,6 +50,7 @@ process.on(
               rules.map(() => 1),
             ),
           ).then((os) => os.every((o) => o.allowed))
+    }
     const before = { ...leakedOf(store) }
     await new Promise((r) => setTimeout(r, Math.max(0, m.at - Date.now())))
     const t0 = Date.now()

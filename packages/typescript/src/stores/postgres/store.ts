@@ -236,8 +236,8 @@ export class PostgresStore extends CasStore<string> {
     if (n === 1) {
       const w = list[0] as Pending
       q = insert
-        ? { name: this.names.insert, text: this.sql.insert, values: [w.key, w.state, w.expiresAt, w.now, w.version] }
-        : { name: this.names.update, text: this.sql.update, values: [w.key, w.state, w.expiresAt, w.prev, w.version] }
+        ? this.statement('insert', [w.key, w.state, w.expiresAt, w.now, w.version])
+        : this.statement('update', [w.key, w.state, w.expiresAt, w.prev, w.version])
     } else {
       // Rows are locked in this order: every batch of this store's processes takes its common keys in the same order.
       list.sort(byKey)
@@ -364,7 +364,12 @@ export class PostgresStore extends CasStore<string> {
   }
 
   private query(name: keyof Statements, values: unknown[]): Promise<PgResult> {
-    return this.pool.query({ name: this.names[name], text: this.sql[name], values })
+    return this.pool.query(this.statement(name, values))
+  }
+
+  /** One of the table's prepared statements, with its values. */
+  private statement(name: keyof Statements, values: unknown[]): PgQuery {
+    return { name: this.names[name], text: this.sql[name], values }
   }
 
   /** Create the table on first use (once; again after a failure), under an advisory lock so that processes starting together do not race. */
