@@ -4,7 +4,7 @@
 // it; contenders alternate round by round, and the medians are compared. Run: npm run bench:http -w halt-bench (after
 // npm run build -w halt). Options: --duration <s> (per run, default 5), --rounds <n> (default 5), --connections <n>
 // (default 50), --only <text> (only the servers whose name contains it, e.g. fastify), --shared (start every server
-// once and keep them all alive), --tool autocannon.
+// once and keep them all alive), --tool autocannon. http-pair.mjs runs the same servers in pairs (less drift).
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { loadavg } from 'node:os'
@@ -18,7 +18,7 @@ const LIMIT = 1e9
 const WINDOW_S = 60
 
 /** Each server: a factory run in the child; returns a listening server's port. */
-const SERVERS = {
+export const SERVERS = {
   'express bare': () => express(() => {}),
   // What Express charges for one more middleware (its router's layer), before a limiter does anything.
   'express + empty middleware': () => express((app) => app.use((_req, _res, next) => next())),
@@ -130,7 +130,7 @@ if (process.argv[2] === '--serve') {
     process.send({ cpu: u.user + u.system })
   })
   process.on('disconnect', () => process.exit(0))
-} else {
+} else if (process.argv[1] === SELF) {
   await main()
 }
 
@@ -139,7 +139,7 @@ function arg(name, dflt) {
   return i > 0 ? Number(process.argv[i + 1]) : dflt
 }
 
-function pin(cpu, pid) {
+export function pin(cpu, pid) {
   try {
     execFileSync('taskset', ['-cp', String(cpu), String(pid)], { stdio: 'ignore' })
     return true
@@ -148,7 +148,7 @@ function pin(cpu, pid) {
   }
 }
 
-function start(name, cpu) {
+export function start(name, cpu) {
   return new Promise((ok, fail) => {
     const child = spawn(process.execPath, [SELF, '--serve', name], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
     if (cpu !== undefined) pin(cpu, child.pid)
@@ -165,7 +165,7 @@ function cpuOf(server) {
 }
 
 /** One run: { rps, cpu } where cpu is the server's CPU µs per request. */
-async function load(tool, server, duration, connections, cpu) {
+export async function load(tool, server, duration, connections, cpu) {
   const before = await cpuOf(server)
   const r = tool === 'wrk' ? await wrk(server.url, duration, connections, cpu) : await cannon(server.url, duration, connections)
   const after = await cpuOf(server)
@@ -211,7 +211,7 @@ function hasWrk() {
 }
 
 /** wrk from Debian when it is missing (as root, or through passwordless sudo); false when that is not possible. */
-function ensureWrk() {
+export function ensureWrk() {
   if (hasWrk()) return true
   const root = process.getuid?.() === 0
   const run = (args) =>
