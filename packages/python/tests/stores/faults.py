@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from halt import Policy, RateLimiter
+from halt.core.failover import StoreTimeoutError
 
 SERVICES_SH = Path(__file__).resolve().parents[4] / "scripts" / "services.sh"
 MARGIN = 250  # ms past the timeout an answer may take on a busy machine (scheduling, not waiting for the store)
@@ -91,6 +92,8 @@ class Lane:
         self.close = close
         self.samples: list[Sample] = []
         self.errors: list[Any] = []
+        #: When each of ``errors`` was seen (``time.perf_counter()``).
+        self.error_times: list[float] = []
         self.events: dict[int, Any] = {}
         lane = self
 
@@ -100,6 +103,7 @@ class Lane:
 
             def on_error(self, event: Any) -> None:
                 lane.errors.append(event)
+                lane.error_times.append(time.perf_counter())
 
         self.limiter = RateLimiter(
             store=store,
@@ -126,14 +130,31 @@ def run_fault(case: FaultCase) -> str:
             report = _run_once(case, probe)
         except AssertionError as e:
             worst = probe.worst * 1000
-            if worst < STALL or attempt == ATTEMPTS:
+            if (worst < STALL and not isinstance(e, SlowServer)) or attempt == ATTEMPTS:
                 note = "; ".join([f"worst stall of this process: {worst:.0f} ms", *disturbed])
                 raise AssertionError(f"{e} ({note})") from e
             first = str(e).splitlines()[0]
-            disturbed.append(f"run {attempt} failed ({first}) while this process stalled {worst:.0f} ms")
+            why = "the server missed the timeout while healthy" if isinstance(e, SlowServer) else "this process stalled"
+            disturbed.append(f"run {attempt} failed ({first}): {why} (worst stall of this process {worst:.0f} ms)")
             continue
         return "\n".join([report, f"Worst stall of this process: {probe.worst * 1000:.0f} ms", *disturbed])
     raise AssertionError("unreachable")
+
+
+class SlowServer(AssertionError):
+    """The healthy server missed the timeout: every store error before the outage was a timeout. A loaded 2-core machine
+    does that to an emulator now and then (FerretDB on SQLite serialises writes); the run is disturbed, like one in
+    which this process stalled, and runs again. Any other error before the outage fails at once."""
+
+
+def _timed_out(e: BaseException) -> bool:
+    """The limiter's own timeout (asyncio stores) or the driver's (sync stores: pymongo's ``PyMongoError.timeout``,
+    botocore's ``ReadTimeoutError``)."""
+    return (
+        isinstance(e, (StoreTimeoutError, TimeoutError))
+        or getattr(e, "timeout", False) is True
+        or "Timeout" in type(e).__name__
+    )
 
 
 class StallProbe:
@@ -188,6 +209,7 @@ async def _load(case: FaultCase, url: str, services: Callable[..., str], state: 
         await asyncio.gather(*(lane.limiter.acheck(f"warm-up-{i}") for i in range(case.loops)))
     running = [True]
     probe.thread.start()
+    t_start = time.perf_counter()
 
     def one(lane: Lane, loop: int, i: int) -> Sample:
         return Sample(key=f"user:{(loop * 7 + i) % KEYS}", start=time.perf_counter())
@@ -310,7 +332,15 @@ async def _load(case: FaultCase, url: str, services: Callable[..., str], state: 
         before = [s for s in samples if s.start + s.latency < t_down]
         assert len(before) > LEAST, f"{mode}: only {len(before)} answers before the outage"
         early = [s for s in before if s.store_error is not None]
-        assert early == [], f"{mode}: {len(early)} store errors before the outage, first {early[0].store_error}"
+        if early:
+            errors = [e.error for e, t in zip(lane.errors, lane.error_times) if t < t_down]
+            said = (
+                f"{mode}: {len(early)} answers by the failure policy before the outage, {len(errors)} store errors, "
+                f"first {errors[:1]!r} {(early[0].start - t_start) * 1000:.0f} ms into the load"
+            )
+            if errors and all(_timed_out(e) for e in errors):
+                raise SlowServer(said)
+            raise AssertionError(said)
         # Outage: the failure policy decides.
         during = [s for s in samples if s.start > t_dead + timeout + 0.05 and s.start + s.latency < t_up]
         assert len(during) > LEAST, f"{mode}: only {len(during)} answers during the outage"
