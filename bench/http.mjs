@@ -80,6 +80,15 @@ export const SERVERS = {
         done()
       }),
     ),
+  // The same empty hook, on the route (as Halt's plugin adds its hook), and again with Halt's modules loaded first and
+  // nothing else changed: session 9 measured the first at 81-86% of bare and the second at 99-103% (a process with a
+  // larger heap: 20 MB of retained objects did the same). What else is in a process moves these rows by as much as
+  // the code on the request path (bench/README.md, HTTP section).
+  'fastify + empty route hook': () => fastify(async (app) => app.addHook('onRoute', (route) => routeHook(route, (_req, _reply, done) => done()))),
+  'fastify + empty route hook, halt imported': async () => {
+    globalThis.haltModules = await import('halt')
+    return fastify(async (app) => app.addHook('onRoute', (route) => routeHook(route, (_req, _reply, done) => done())))
+  },
   'fastify + halt': async () => {
     const { RateLimiter, InMemoryStore } = await import('halt')
     const { haltPlugin } = await import('halt/fastify')
@@ -108,6 +117,10 @@ async function express(setup) {
   return new Promise((ok) => {
     const server = app.listen(0, '127.0.0.1', () => ok(server.address().port))
   })
+}
+
+function routeHook(route, hook) {
+  route.onRequest = route.onRequest === undefined ? [hook] : [...[route.onRequest].flat(), hook]
 }
 
 async function fastify(setup) {
