@@ -92,8 +92,8 @@ class Lane:
         self.close = close
         self.samples: list[Sample] = []
         self.errors: list[Any] = []
-        #: When each of ``errors`` was seen (``time.perf_counter()``).
-        self.error_times: list[float] = []
+        #: How many of ``errors`` came before the outage began.
+        self.healthy_errors = 0
         self.events: dict[int, Any] = {}
         lane = self
 
@@ -103,7 +103,6 @@ class Lane:
 
             def on_error(self, event: Any) -> None:
                 lane.errors.append(event)
-                lane.error_times.append(time.perf_counter())
 
         self.limiter = RateLimiter(
             store=store,
@@ -262,6 +261,8 @@ async def _load(case: FaultCase, url: str, services: Callable[..., str], state: 
         while any(len(lane.samples) <= LEAST for lane in lanes) and time.perf_counter() < healthy:
             await asyncio.sleep(0.05)
         t_down = time.perf_counter()
+        for lane in lanes:
+            lane.healthy_errors = len(lane.errors)
         if case.outage == "kill":
             await blocking(services, "kill", case.service)
             t_dead = time.perf_counter()
@@ -333,7 +334,7 @@ async def _load(case: FaultCase, url: str, services: Callable[..., str], state: 
         assert len(before) > LEAST, f"{mode}: only {len(before)} answers before the outage"
         early = [s for s in before if s.store_error is not None]
         if early:
-            errors = [e.error for e, t in zip(lane.errors, lane.error_times) if t < t_down]
+            errors = [e.error for e in lane.errors[: lane.healthy_errors]]
             said = (
                 f"{mode}: {len(early)} answers by the failure policy before the outage, {len(errors)} store errors, "
                 f"first {errors[:1]!r} {(early[0].start - t_start) * 1000:.0f} ms into the load"
